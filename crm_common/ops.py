@@ -12,14 +12,23 @@ from werkzeug.wrappers import Response
 from crm_common import metrics
 from crm_common.http import api, json_response
 
-OPENAPI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "openapi.yaml")
+OPENAPI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "openapi")
 _openapi_cache: dict = {}
 
 
 def openapi_document() -> dict:
+    """One document for the whole API: base.yaml plus each service's paths and schemas."""
     if "doc" not in _openapi_cache:
-        with open(OPENAPI_PATH) as handle:
-            _openapi_cache["doc"] = yaml.safe_load(handle)
+        with open(os.path.join(OPENAPI_DIR, "base.yaml")) as handle:
+            document = yaml.safe_load(handle)
+        for name in sorted(os.listdir(OPENAPI_DIR)):
+            if name == "base.yaml" or not name.endswith(".yaml"):
+                continue
+            with open(os.path.join(OPENAPI_DIR, name)) as handle:
+                part = yaml.safe_load(handle) or {}
+            document["paths"].update(part.get("paths", {}))
+            document["components"]["schemas"].update(part.get("components", {}).get("schemas", {}))
+        _openapi_cache["doc"] = document
     return _openapi_cache["doc"]
 
 

@@ -147,8 +147,9 @@ tcp_open() { # host port
 cmd_start() {
     [ $# -eq 1 ] || usage
     [ "$(id -u)" -eq 0 ] || die "start must run as root (PostgreSQL runs via runuser -u postgres)"
-    [ -x "$RMQ_BIN/rabbitmq-server" ] && [ -x "$PG_BIN/initdb" ] ||
+    if [ ! -x "$RMQ_BIN/rabbitmq-server" ] || [ ! -x "$PG_BIN/initdb" ]; then
         die "RabbitMQ/PostgreSQL 15 not installed: run '$0 install' first"
+    fi
 
     mkdir -p "$1"
     RUN_DIR=$(cd "$1" && pwd -P)
@@ -160,6 +161,8 @@ cmd_start() {
             pid_matches "${BEAM_PID:-}" 'beam' ||
             pid_matches "$({ head -n 1 "${PG_DATA:-/nonexistent}/postmaster.pid"; } 2>/dev/null)" 'postgres') &&
             die "$RUN_DIR already has a running instance; run '$0 stop $RUN_DIR' first"
+        # leftovers of a crashed run (e.g. its epmd): clean them up first
+        cmd_stop "$RUN_DIR" >/dev/null 2>&1 || true
         mv -f "$STATE" "$STATE.old"
     fi
     : >"$STATE"
@@ -175,7 +178,8 @@ cmd_start() {
 
     local t0=$SECONDS
     # Anything failing from here on: tear down what was started.
-    trap 'rc=$?; if [ $rc -ne 0 ]; then log "start failed, cleaning up"; cmd_stop "$RUN_DIR" || true; fi' EXIT
+    # shellcheck disable=SC2154  # start_rc is assigned inside the trap
+    trap 'start_rc=$?; if [ $start_rc -ne 0 ]; then log "start failed, cleaning up"; cmd_stop "$RUN_DIR" || true; fi' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
@@ -261,6 +265,7 @@ EOF
     # Our own epmd on the private port (so that `stop` knows exactly which
     # process to kill; the VM would otherwise spawn an anonymous daemon).
     (
+        # shellcheck disable=SC1091
         . "$RMQ_DIR/env"
         cd "$RMQ_DIR"
         exec setsid epmd -port "$EPMD_PORT" -address 127.0.0.1
@@ -278,6 +283,7 @@ EOF
     # The real server script, not /usr/sbin/rabbitmq-server (which su's to
     # the rabbitmq user). Own session: terminal ^C does not hit it; stop does.
     (
+        # shellcheck disable=SC1091
         . "$RMQ_DIR/env"
         export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
         cd "$RMQ_DIR"
@@ -450,6 +456,7 @@ cmd_stop() {
         return 0
     fi
     local AMQP_PORT="" EPMD_PORT="" PG_PORT="" NODENAME="" RMQ_DIR="" EPMD_PID=""
+    # shellcheck disable=SC2034  # all assigned by the state file
     local RABBIT_PID="" BEAM_PID="" PG_DATA="" PG_EXTERNAL_DIR="" DIST_PORT=""
     # shellcheck disable=SC1091
     . "$dir/infra.state"

@@ -16,7 +16,7 @@ from .export import format_cell, to_csv
 from .figures import (
     ACTIVE_BASE_LIFECYCLES, FUNNEL_STAGES, HEADLINE_COLUMNS, AlertSummary, FunnelStep, InteractionCounts,
     active_base, alert_summary, average_cycle_days, average_health_score, average_satisfaction, churn_rate,
-    complaints, distribution, followup_coverage, handled_in_time_rate, headline_figures, interaction_counts,
+    complaints, distribution, followup_coverage, funnel, handled_in_time_rate, headline_figures, interaction_counts,
     interactions_per_rep, missed_followup_rate, movements, ratio, recovery_rate, repurchase_rate,
     retention_rate, revenue, win_rate,
 )
