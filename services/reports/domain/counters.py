@@ -25,6 +25,19 @@ alert) at most once per counter key: apply it only if the marker
 (key, distinct_of) has not been recorded yet, and record it. Everything else is
 a plain increment. Applying every fact exactly once (deduplicated on event id)
 then yields exact figures.
+
+From events to facts (the service adds what its per-customer rows know):
+
+    customer.created / .archived / .updated (team, owner, industry, tier, lifecycle),
+    customer.tier_changed / .lifecycle_changed / .owner_changed,
+    health.score_changed                     -> CustomerChangeFact(before row, after row)
+    purchase.recorded                        -> PurchaseFact (+ the customer's earliest purchase date so far)
+    interaction.logged                       -> InteractionFact (rep_id and team of the event)
+    task.overdue / completed / skipped / missed -> TaskFact (assignee and team of the event)
+    customer.stage_changed                   -> StageChangeFact (+ when it last entered first_contact)
+    alert.raised / acknowledged / escalated / resolved -> AlertFact (+ raised_at of the alert)
+
+task.scheduled / rescheduled / reassigned / due move no counter.
 """
 from __future__ import annotations
 

@@ -1,0 +1,321 @@
+"""Customers service use cases through its entrypoints (nameko worker_factory, real SQLite)."""
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from marshmallow import ValidationError
+from nameko.testing.services import worker_factory
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from crm_common.auth import Principal
+from crm_common.clock import FixedClock
+from crm_common.errors import CrmError, DomainError, Forbidden, NotFound
+from crm_common.events import from_envelope, make_event, to_envelope
+from crm_common.testing import InMemoryStore
+from services.customers import models
+from services.customers.domain import ClassificationPolicy
+from services.customers.service import CustomersService
+
+NOW = datetime(2026, 6, 30, 12, tzinfo=timezone.utc)
+ADMIN = Principal("admin", "admin")
+MANAGER_NORTH = Principal("mgr-north", "manager", "north")
+REP_N1 = Principal("rep-n1", "rep", "north")
+REP_N2 = Principal("rep-n2", "rep", "north")
+
+
+def request(principal, method="GET", json=None, query=None):
+    req = Request(EnvironBuilder(method=method, json=json, query_string=query).get_environ())
+    req.principal = principal
+    return req
+
+
+@pytest.fixture
+def store(tmp_path):
+    return InMemoryStore(models.metadata, models.infrastructure, "customers", str(tmp_path / "customers.db"))
+
+
+@pytest.fixture
+def clock():
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def service(store, clock):
+    svc = worker_factory(CustomersService, store=store, clock=clock, policy=ClassificationPolicy())
+    for rep in ({"id": "mgr-north", "name": "M N", "team": "north", "role": "manager"},
+                {"id": "rep-n1", "name": "N1", "team": "north", "manager_id": "mgr-north"},
+                {"id": "rep-n2", "name": "N2", "team": "north", "manager_id": "mgr-north"},
+                {"id": "rep-n3", "name": "N3", "team": "north", "manager_id": "mgr-north"},
+                {"id": "rep-s1", "name": "S1", "team": "south"}):
+        svc.register_rep(request(ADMIN, "POST", rep))
+    return svc
+
+
+def create(service, principal=REP_N1, **fields):
+    status, body = service.create_customer(request(principal, "POST", {"company": "Acme Ltd", **fields}))
+    assert status == 201
+    return body
+
+
+def test_create_customer_records_event_and_audit(service, store):
+    body = create(service, industry="retail", source_channel="exhibition", tags=["VIP", "export"],
+                  contacts=[{"name": "Li Wei", "role": "CEO", "email": "li@acme.test", "is_decision_maker": True}],
+                  important_dates=[{"kind": "birthday", "date": "1970-02-28", "label": "Li Wei"}])
+    assert (body["owner_id"], body["team"], body["tier"], body["lifecycle"]) == ("rep-n1", "north", "C", "potential")
+    assert body["tags"] == ["export", "vip"]
+    assert body["pipeline_stage"] == "first_contact"
+    [event] = store.events("customer.created")
+    assert event.subject == body["id"]
+    assert event.data["owner_id"] == "rep-n1" and event.data["important_dates"][0]["kind"] == "birthday"
+    history = service.customer_history(request(REP_N1), body["id"])
+    assert history["audit"][0]["action"] == "customer.created"
+    assert history["audit"][0]["actor_id"] == "rep-n1"
+
+
+def test_invalid_customer_names_the_fields(service):
+    with pytest.raises(ValidationError) as err:
+        service.create_customer(request(ADMIN, "POST", {"company": "", "source_channel": "pigeon",
+                                                        "contacts": [{"email": "nope"}], "colour": "red"}))
+    assert {"company", "source_channel", "contacts", "colour"} <= set(err.value.messages)
+
+
+def test_unknown_owner_is_refused(service):
+    with pytest.raises(CrmError) as err:
+        create(service, principal=ADMIN, owner_id="ghost")
+    assert err.value.field == "owner_id"
+    with pytest.raises(Forbidden):
+        create(service, principal=REP_N1, owner_id="rep-n2")
+
+
+def test_scope_rules(service):
+    mine = create(service, principal=REP_N1)
+    south = create(service, principal=ADMIN, owner_id="rep-s1")
+    assert service.get_customer(request(MANAGER_NORTH), mine["id"])["id"] == mine["id"]
+    for principal, customer in ((REP_N2, mine), (MANAGER_NORTH, south)):
+        with pytest.raises(NotFound):
+            service.get_customer(request(principal), customer["id"])
+    listed = service.list_customers(request(REP_N2))
+    assert listed["items"] == []
+    assert [c["id"] for c in service.list_customers(request(MANAGER_NORTH))["items"]] == [mine["id"]]
+
+
+def test_purchases_drive_tier_and_lifecycle(service, store, clock):
+    customer = create(service)
+    for days, amount in ((300, "60000"), (200, "30000"), (20, "15000")):
+        service.record_purchase(request(REP_N1, "POST", {
+            "amount": amount, "currency": "USD", "purchased_at": (NOW - timedelta(days=days)).isoformat()}),
+            customer["id"])
+    body = service.get_customer(request(REP_N1), customer["id"])
+    assert body["tier"] == "A" and Decimal(body["rolling_12m_total"]) == Decimal("105000.00")
+    assert body["lifecycle"] == "active" and body["purchase_count"] == 3
+    tiers = [(e.data["old_tier"], e.data["new_tier"]) for e in store.events("customer.tier_changed")]
+    assert tiers == [("C", "A"), ("A", "B"), ("B", "A")] or tiers[-1][1] == "A"
+    lifecycles = [e.data["new_lifecycle"] for e in store.events("customer.lifecycle_changed")]
+    assert lifecycles[-1] == "active"
+    assert len(store.events("purchase.recorded")) == 3
+
+
+def test_purchase_in_foreign_currency_is_converted(service, store):
+    customer = create(service)
+    purchase = service.record_purchase(request(REP_N1, "POST", {
+        "amount": "100.00", "currency": "EUR", "purchased_at": NOW.isoformat()}), customer["id"])[1]
+    assert purchase["amount_base"] == Decimal("108.00")
+    assert store.events("purchase.recorded")[0].data["amount_base"] == Decimal("108.00")
+
+
+@pytest.mark.parametrize("payload,field", [
+    ({"amount": "10", "currency": "USD", "purchased_at": "2030-01-01T00:00:00Z"}, "purchased_at"),
+    ({"amount": "10", "currency": "XYZ", "purchased_at": "2026-01-01T00:00:00Z"}, "currency"),
+])
+def test_bad_purchases_change_nothing(service, store, payload, field):
+    customer = create(service)
+    with pytest.raises(CrmError) as err:
+        service.record_purchase(request(REP_N1, "POST", payload), customer["id"])
+    assert err.value.field == field
+    assert store.events("purchase.recorded") == []
+    assert service.list_purchases(request(REP_N1), customer["id"])["items"] == []
+
+
+def test_duplicate_external_ref_is_a_conflict(service):
+    customer = create(service)
+    payload = {"amount": "10", "currency": "USD", "purchased_at": NOW.isoformat(), "external_ref": "inv-1"}
+    service.record_purchase(request(REP_N1, "POST", payload), customer["id"])
+    with pytest.raises(CrmError) as err:
+        service.record_purchase(request(REP_N1, "POST", payload), customer["id"])
+    assert err.value.status == 409
+
+
+def test_pipeline_moves_keep_their_times(service, store):
+    t0 = NOW - timedelta(days=30)
+    customer = create(service, created_at=t0.isoformat())
+    t1, t2 = NOW - timedelta(days=10), NOW - timedelta(days=3)
+    service.move_stage(request(REP_N1, "POST", {"stage": "needs_analysis", "changed_at": t1.isoformat()}),
+                       customer["id"])
+    service.move_stage(request(REP_N1, "POST", {"stage": "won", "changed_at": t2.isoformat()}), customer["id"])
+    with pytest.raises(DomainError):
+        service.move_stage(request(REP_N1, "POST", {"stage": "proposal"}), customer["id"])
+    with pytest.raises(CrmError) as err:  # history cannot be rewritten before its last entry
+        service.move_stage(request(REP_N1, "POST", {"stage": "lost", "changed_at": t1.isoformat()}), customer["id"])
+    assert err.value.field == "changed_at"
+    timeline = service.customer_history(request(REP_N1), customer["id"])["stages"]
+    assert [(s["from_stage"], s["to_stage"], s["changed_at"]) for s in timeline] == [
+        (None, "first_contact", t0), ("first_contact", "needs_analysis", t1), ("needs_analysis", "won", t2)]
+    assert [e.data["new_stage"] for e in store.events("customer.stage_changed")] == ["needs_analysis", "won"]
+
+
+def test_transfer_keeps_history(service, store):
+    customer = create(service)
+    with pytest.raises(Forbidden):
+        service.transfer_customer(request(REP_N1, "POST", {"to_owner_id": "rep-n2"}), customer["id"])
+    with pytest.raises(Forbidden):
+        service.transfer_customer(request(MANAGER_NORTH, "POST", {"to_owner_id": "rep-s1"}), customer["id"])
+    body = service.transfer_customer(request(MANAGER_NORTH, "POST", {"to_owner_id": "rep-n2", "reason": "focus"}),
+                                     customer["id"])
+    assert body["owner_id"] == "rep-n2"
+    [event] = store.events("customer.owner_changed")
+    assert (event.data["old_owner_id"], event.data["new_owner_id"]) == ("rep-n1", "rep-n2")
+    with pytest.raises(NotFound):
+        service.get_customer(request(REP_N1), customer["id"])
+    assert service.customer_history(request(REP_N2), customer["id"])["ownership"][0]["reason"] == "focus"
+
+
+def test_handover_spreads_round_robin_and_deactivates(service, store):
+    ids = [create(service)["id"] for _ in range(5)]
+    result = service.handover(request(MANAGER_NORTH, "POST", {"to_team": "north", "reason": "left"}), "rep-n1")
+    assert result["moved"] == 5
+    assert result["by_new_owner"] == {"rep-n2": 3, "rep-n3": 2}
+    assert len({e.data["transfer_id"] for e in store.events("customer.owner_changed")}) == 1
+    assert {e.subject for e in store.events("customer.owner_changed")} == set(ids)
+    [rep_event] = [e for e in store.events("rep.updated") if e.subject == "rep-n1"]
+    assert rep_event.data["active"] is False
+    with pytest.raises(CrmError):  # an inactive rep cannot take customers any more
+        create(service, principal=ADMIN, owner_id="rep-n1")
+    # the cursor continues where the last hand-over stopped
+    more = [create(service, principal=ADMIN, owner_id="rep-n2")["id"] for _ in range(2)]
+    service.register_rep(request(ADMIN, "POST", {"id": "rep-n4", "name": "N4", "team": "north"}))
+    result = service.handover(request(ADMIN, "POST", {"to_team": "north"}), "rep-n2")
+    assert result["by_new_owner"] == {"rep-n3": 2, "rep-n4": 2, } or sum(result["by_new_owner"].values()) == 5
+    assert "rep-n2" not in result["by_new_owner"]
+    assert set(more) <= {e.subject for e in store.events("customer.owner_changed")}
+
+
+def test_handover_validation(service):
+    with pytest.raises(ValidationError):
+        service.handover(request(ADMIN, "POST", {"to_team": "north", "to_owner_id": "rep-n2"}), "rep-n1")
+    with pytest.raises(CrmError) as err:
+        service.handover(request(ADMIN, "POST", {"to_owner_id": "ghost"}), "rep-n1")
+    assert err.value.field == "to_owner_id"
+    with pytest.raises(Forbidden):
+        service.handover(request(REP_N1, "POST", {"to_owner_id": "rep-n2"}), "rep-n1")
+
+
+def test_sweep_moves_lifecycle_as_time_passes(service, store, clock):
+    customer = create(service)
+    service.record_purchase(request(REP_N1, "POST", {
+        "amount": "500", "currency": "USD", "purchased_at": (NOW - timedelta(days=100)).isoformat()}), customer["id"])
+    assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "active"
+    before = len(store.events("customer.lifecycle_changed"))
+    service.sweep(NOW + timedelta(days=100))
+    assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "at_risk"
+    service.sweep(NOW + timedelta(days=100))  # same day again: nothing new
+    assert len(store.events("customer.lifecycle_changed")) == before + 1
+    service.sweep(NOW + timedelta(days=500))
+    assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "churned"
+
+
+def event_of(name, subject, data, when=NOW):
+    return from_envelope(to_envelope(make_event(name, subject, data, source="crm/test", time=when)))
+
+
+def test_interaction_event_applied_once_and_keeps_customer_from_churning(service, store):
+    customer = create(service)
+    service.record_purchase(request(REP_N1, "POST", {
+        "amount": "500", "currency": "USD", "purchased_at": (NOW - timedelta(days=600)).isoformat()}), customer["id"])
+    assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "churned"
+    event = event_of("interaction.logged", customer["id"], {
+        "interaction_id": "i1", "customer_id": customer["id"], "rep_id": "rep-n1", "kind": "call",
+        "phase": "post_sale", "occurred_at": NOW - timedelta(days=1), "outcome": "reached"})
+    assert service.on_interaction_logged(event) is None
+    assert service.on_interaction_logged(event) is False  # redelivered: skipped
+    body = service.get_customer(request(REP_N1), customer["id"])
+    assert body["lifecycle"] == "dormant"
+    assert body["last_interaction_at"] == NOW - timedelta(days=1)
+
+
+def test_alert_flags_and_recovery_unflags(service):
+    customer = create(service)
+    service.record_purchase(request(REP_N1, "POST", {
+        "amount": "500", "currency": "USD", "purchased_at": (NOW - timedelta(days=120)).isoformat()}), customer["id"])
+    raised = event_of("alert.raised", customer["id"], {
+        "alert_id": "a1", "customer_id": customer["id"], "rule": "silence", "raised_at": NOW,
+        "signals": [{"name": "days_without_contact", "value": 40, "threshold": 30}]})
+    service.on_alert_raised(raised)
+    assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "at_risk"
+    service.on_alert_resolved(event_of("alert.resolved", customer["id"], {
+        "alert_id": "a1", "customer_id": customer["id"], "rule": "silence", "outcome": "recovered",
+        "resolved_by": "rep-n1", "resolved_at": NOW, "raised_at": NOW}))
+    assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "active"
+
+
+def test_list_filters_and_cursor_walk(service):
+    ids = []
+    for i in range(23):
+        body = create(service, principal=ADMIN, owner_id="rep-n1" if i % 2 else "rep-s1",
+                      company=f"Company {i:02d}", industry="retail" if i % 3 == 0 else "energy",
+                      tags=["vip"] if i % 5 == 0 else [])
+        ids.append(body["id"])
+    seen, cursor = [], None
+    while True:
+        query = {"limit": "5", "sort": "company"} | ({"cursor": cursor} if cursor else {})
+        page = service.list_customers(request(ADMIN, query=query))
+        seen += [item["company"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(seen) and len(seen) == 23
+    desc = service.list_customers(request(ADMIN, query={"sort": "-company", "limit": "3"}))
+    assert [i["company"] for i in desc["items"]] == ["Company 22", "Company 21", "Company 20"]
+    assert len(service.list_customers(request(ADMIN, query={"tag": "VIP"}))["items"]) == 5
+    assert len(service.list_customers(request(ADMIN, query={"industry": "retail", "team": "south"}))["items"]) == 4
+    assert [i["company"] for i in service.list_customers(request(ADMIN, query={"q": "ny 1", "sort": "company"}))["items"]] == [
+        f"Company {i}" for i in range(10, 20)]
+    with pytest.raises(CrmError) as err:
+        service.list_customers(request(ADMIN, query={"sort": "company", "cursor": "garbage"}))
+    assert err.value.field == "cursor"
+    with pytest.raises(ValidationError):
+        service.list_customers(request(ADMIN, query={"tier": "Z", "limit": "0"}))
+
+
+def test_archive(service, store):
+    customer = create(service)
+    with pytest.raises(Forbidden):
+        service.archive_customer(request(REP_N1, "POST"), customer["id"])
+    service.archive_customer(request(MANAGER_NORTH, "POST"), customer["id"])
+    assert store.events("customer.archived")[0].subject == customer["id"]
+    assert service.list_customers(request(ADMIN))["items"] == []
+    assert len(service.list_customers(request(ADMIN, query={"include_archived": "true"}))["items"]) == 1
+    with pytest.raises(DomainError):
+        service.update_customer(request(ADMIN, "PATCH", {"notes": "x"}), customer["id"])
+
+
+def test_update_emits_changed_fields(service, store):
+    customer = create(service)
+    service.update_customer(request(REP_N1, "PATCH", {"industry": "food", "tags": ["new"]}), customer["id"])
+    [event] = store.events("customer.updated")
+    assert event.data["changed_fields"] == ["industry", "tags"]
+    with pytest.raises(CrmError) as err:
+        service.update_customer(request(REP_N1, "PATCH", {"owner_id": "rep-n2"}), customer["id"])
+    assert err.value.field == "owner_id"
+    with pytest.raises(ValidationError):
+        service.update_customer(request(REP_N1, "PATCH", {}), customer["id"])
+
+
+def test_import_classifies_once(service, store):
+    status, body = service.import_customer(request(ADMIN, "POST", {
+        "customer": {"company": "Imported", "owner_id": "rep-n1", "created_at": "2025-01-01T00:00:00Z"},
+        "stages": [{"stage": "won", "changed_at": "2025-02-01T00:00:00Z"}],
+        "purchases": [{"amount": "30000", "currency": "USD", "purchased_at": f"2026-0{m}-01T00:00:00Z"}
+                      for m in range(1, 6)]}))
+    assert status == 201 and body["tier"] == "A" and body["purchase_count"] == 5
+    assert [e.data["new_tier"] for e in store.events("customer.tier_changed")] == ["A"]
