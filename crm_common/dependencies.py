@@ -12,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from crm_common import metrics
 from crm_common.clock import clock_from_config
 from crm_common.db import UnitOfWork, add_infrastructure_tables, make_engine
-from crm_common.outbox import BrokerPublisher, backlog, relay_batch
+from crm_common.outbox import BrokerPublisher, backlog, relay_batch, replay
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,28 @@ class Store(DependencyProvider):
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.tables, self.service, on_commit=self.wake)
 
+    def replay(self, consumer: str, routing_keys: list[str]) -> int:
+        publisher = BrokerPublisher(self.container.config["AMQP_URI"])
+        try:
+            return replay(self.session_factory, self.tables["outbox"], publisher, consumer, routing_keys)
+        finally:
+            publisher.close()
+
     def get_dependency(self, worker_ctx):
-        return self.unit_of_work
+        return StoreAccess(self)
+
+
+class StoreAccess:
+    """What a worker sees as ``self.store``: call it for a unit of work."""
+
+    def __init__(self, provider: Store):
+        self._provider = provider
+
+    def __call__(self) -> UnitOfWork:
+        return self._provider.unit_of_work()
+
+    def replay(self, consumer: str, routing_keys: list[str]) -> int:
+        return self._provider.replay(consumer, routing_keys)
 
 
 class Clock(DependencyProvider):

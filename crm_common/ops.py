@@ -6,6 +6,7 @@ import os
 import yaml
 from kombu import Connection
 from nameko.dependency_providers import Config
+from nameko.rpc import rpc
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
@@ -65,3 +66,8 @@ class Operations:
     @api("GET", "/openapi.json", auth=False)
     def openapi(self, request):
         return json_response(openapi_document())
+
+    @rpc
+    def replay_events(self, consumer: str, routing_keys: list):
+        """Re-send this service's past events to one consumer's queues (read-model rebuilds)."""
+        return self.store.replay(consumer, list(routing_keys))

@@ -97,3 +97,26 @@ def backlog(session_factory: sessionmaker, outbox: Table) -> int:
     with session_factory() as session:
         return session.execute(
             select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
+
+
+def replay(session_factory: sessionmaker, outbox: Table, publisher: BrokerPublisher, consumer: str,
+           routing_keys: list[str], batch_size: int = 1000) -> int:
+    """Publish every event this service ever emitted with one of routing_keys straight to the
+    consumer's queues (``<consumer>.<routing key>``), oldest first, so a read model can be rebuilt.
+    Consumers deduplicate on event id, so replaying onto a live read model changes nothing."""
+    from kombu import Exchange
+
+    default_exchange = Exchange("", type="direct")
+    sent, last_id = 0, 0
+    while True:
+        with session_factory() as session:
+            rows = session.execute(
+                select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
+                .where(outbox.c.id > last_id, outbox.c.routing_key.in_(routing_keys))
+                .order_by(outbox.c.id).limit(batch_size)).all()
+        if not rows:
+            return sent
+        for row in rows:
+            publisher.publish(row.body, default_exchange, f"{consumer}.{row.routing_key}", message_id=row.event_id)
+        sent += len(rows)
+        last_id = rows[-1].id
