@@ -1,5 +1,9 @@
 """Command line: ``python -m crm {demo,embedded,serve,migrate,token,docs-events}``."""
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message="Eventlet is deprecated")  # nameko 2 runs on eventlet by design
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # noqa: E402 - must precede every other import
 

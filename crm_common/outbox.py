@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import datetime, timezone
 
 from kombu import Connection, Exchange
@@ -31,6 +32,8 @@ class BrokerPublisher:
         self.amqp_uri = amqp_uri
         self._connection = None
         self._producer = None
+        # one channel waits for one confirm at a time; green threads take turns
+        self._lock = threading.Lock()
 
     def _ensure(self):
         if self._producer is None:
@@ -46,15 +49,16 @@ class BrokerPublisher:
         """Returns once the broker confirmed the message (raises otherwise)."""
         if not isinstance(body, (str, bytes)):
             body = json.dumps(body, default=str)
-        try:
-            self._ensure().publish(
-                body, exchange=exchange, routing_key=routing_key, headers=headers or {},
-                delivery_mode=2, content_type="application/json", content_encoding="utf-8",
-                message_id=message_id,
-            )
-        except Exception:
-            self.close()
-            raise
+        with self._lock:
+            try:
+                self._ensure().publish(
+                    body, exchange=exchange, routing_key=routing_key, headers=headers or {},
+                    delivery_mode=2, content_type="application/json", content_encoding="utf-8",
+                    message_id=message_id,
+                )
+            except Exception:
+                self.close()
+                raise
 
     def close(self):
         if self._connection is not None:

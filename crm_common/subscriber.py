@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timezone
 
 import eventlet
-from kombu import Queue
+from kombu import Connection, Exchange, Queue
 from functools import partial
 
 from nameko.messaging import Consumer, QueueConsumer
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS_HEADER = "x-crm-attempts"
 REASON_HEADER = "x-crm-dead-letter-reason"
+DEFAULT_EXCHANGE = Exchange("", type="direct")  # routes by queue name: a retry goes back to its own queue
 
 
 class EventRejected(Exception):
@@ -77,7 +78,6 @@ class EventSubscriber(Consumer):
         super().setup()
 
     def _declare_dead_letter_queue(self):
-        from kombu import Connection
         with Connection(self.container.config["AMQP_URI"]) as conn:
             dead_letter_exchange(conn.default_channel).declare()
             dead_letter_queue(self.service)(conn.default_channel).declare()
@@ -90,43 +90,52 @@ class EventSubscriber(Consumer):
         try:
             event = from_envelope(body)
         except InvalidEvent as exc:
-            self._dead_letter(body, message, str(exc))
-            self.queue_consumer.ack_message(message)
+            self._settle(message, body, dead_letter_reason=str(exc))
             return
         self.container.spawn_worker(
             self, (event,), {}, context_data={},
             handle_result=lambda worker_ctx, result, exc_info: self._handled(body, message, result, exc_info))
 
     def handle_undecodable(self, message, exc):
-        self._dead_letter(message.body, message, f"undecodable body ({message.content_type}): {exc}")
-        self.queue_consumer.ack_message(message)
+        self._settle(message, message.body, dead_letter_reason=f"undecodable body ({message.content_type}): {exc}")
 
     def _handled(self, body, message, result, exc_info):
-        try:
-            if exc_info is None:
-                metrics.EVENTS_CONSUMED.labels(self.service, self.routing_key,
-                                               "duplicate" if result is False else "applied").inc()
-                return result, exc_info
-            exc = exc_info[1]
-            attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
-            if isinstance(exc, EventRejected):
-                self._dead_letter(body, message, f"rejected: {exc}")
-            elif attempts >= self.max_attempts:
-                self._dead_letter(body, message, f"failed {attempts} times, last: {type(exc).__name__}: {exc}")
-            else:
-                metrics.EVENTS_CONSUMED.labels(self.service, self.routing_key, "retried").inc()
-                log.warning("event %s failed in %s (attempt %d): %s", self.routing_key, self.service, attempts, exc)
-                eventlet.sleep(min(0.2 * 2 ** attempts, 10))  # back off without blocking other workers
-                self.publisher.publish(body, exchange=_default_exchange(), routing_key=self.queue.name,
-                                       headers={**(message.headers or {}), ATTEMPTS_HEADER: attempts})
-            return result, exc_info
-        finally:
-            # acked only after the retry or the dead letter was confirmed by the broker
+        if exc_info is None:
+            metrics.EVENTS_CONSUMED.labels(self.service, self.routing_key,
+                                           "duplicate" if result is False else "applied").inc()
             self.queue_consumer.ack_message(message)
+            return result, exc_info
+        exc = exc_info[1]
+        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
+        if isinstance(exc, EventRejected):
+            self._settle(message, body, dead_letter_reason=f"rejected: {exc}")
+        elif attempts >= self.max_attempts:
+            self._settle(message, body,
+                         dead_letter_reason=f"failed {attempts} times, last: {type(exc).__name__}: {exc}")
+        else:
+            metrics.EVENTS_CONSUMED.labels(self.service, self.routing_key, "retried").inc()
+            log.warning("event %s failed in %s (attempt %d): %s", self.routing_key, self.service, attempts, exc)
+            eventlet.sleep(min(0.2 * 2 ** attempts, 10))  # back off without blocking other workers
+            self._settle(message, body, retry_attempt=attempts)
+        return result, exc_info
+
+    def _settle(self, message, body, dead_letter_reason: str | None = None, retry_attempt: int | None = None):
+        """Ack only once the dead letter or the retry copy is confirmed by the broker; if that
+        publish fails, requeue the original so nothing is lost. Never raises: an exception here
+        would take the whole service container down."""
+        try:
+            if dead_letter_reason is not None:
+                self._dead_letter(body, message, dead_letter_reason)
+            else:
+                self.publisher.publish(body, exchange=DEFAULT_EXCHANGE, routing_key=self.queue.name,
+                                       headers={**(message.headers or {}), ATTEMPTS_HEADER: retry_attempt})
+        except Exception as exc:
+            log.error("could not re-publish a message from %s (%s); returning it to the queue", self.queue.name, exc)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
 
     def _dead_letter(self, body, message, reason: str) -> None:
-        metrics.EVENTS_DEAD_LETTERED.labels(self.service, getattr(self, "routing_key", "?")).inc()
-        metrics.EVENTS_CONSUMED.labels(self.service, self.routing_key, "failed").inc()
         log.error("dead-lettering message on %s: %s", self.queue.name, reason)
         headers = {
             **(message.headers or {}),
@@ -137,11 +146,10 @@ class EventSubscriber(Consumer):
         }
         self.publisher.publish(body, exchange=dead_letter_exchange,
                                routing_key=f"{self.service}.{self.routing_key}", headers=headers)
+        metrics.EVENTS_DEAD_LETTERED.labels(self.service, self.routing_key).inc()
+        metrics.EVENTS_CONSUMED.labels(self.service, self.routing_key, "failed").inc()
 
 
-def _default_exchange():
-    from kombu import Exchange
-    return Exchange("", type="direct")
 
 
 subscribe = EventSubscriber.decorator

@@ -1,4 +1,8 @@
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message="Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # noqa: E402 - nameko needs green sockets before anything imports them
 

@@ -7,6 +7,7 @@ from services.alerts.domain.common import TIERS, DomainError, days_between, utc_
 from services.alerts.domain.config import (
     AlertsConfig, BandThresholds, EngagementPenalties, HealthConfig, HealthWeights, IntervalLengtheningRule,
     LowSatisfactionRule, NoRepurchaseRule, OpenComplaintRule, RulesConfig, SilenceRule, UnansweredFollowupsRule,
+    config_to_dict, merge_settings,
 )
 from services.alerts.domain.health import (
     AT_RISK, HEALTHY, WATCH, BandChange, HealthBreakdown, band, band_change, engagement_score, frequency_score,
@@ -27,5 +28,8 @@ from services.alerts.domain.signals import (
     signals_to_dict, usual_purchase_interval,
 )
 
+from services.alerts.domain.settings import AlertsSettings
+
 __all__ = [name for name in dir() if not name.startswith("_") and name not in {"common", "config", "health",
-                                                                                "lifecycle", "rules", "signals"}]
+                                                                                "lifecycle", "rules", "signals",
+                                                                                "settings"}]

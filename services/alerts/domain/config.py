@@ -309,3 +309,29 @@ def _build(cls: type[T], data: Mapping[str, Any] | None, path: str) -> T:
         return cls(**overrides)
     except DomainError as err:
         raise DomainError(err.reason, f"{path}.{err.field}" if path and err.field else err.field or path) from None
+
+
+# --- storage / API form -------------------------------------------------------------------------------
+
+def config_to_dict(value: Any) -> Any:
+    """A config (or any part of it) as plain JSON-able data that ``from_dict`` reads back to an equal config."""
+    if is_dataclass(value):
+        return {f.name: config_to_dict(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): config_to_dict(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def merge_settings(base: Mapping[str, Any] | None, override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Deep merge of two settings mappings (``override`` wins; nested mappings merge key by key)."""
+    merged: dict[str, Any] = dict(base or {})
+    for key, value in (override or {}).items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

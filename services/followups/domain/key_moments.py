@@ -57,13 +57,16 @@ def key_moment_tasks(customer_id: str, old_stage: str | None, new_stage: str, ch
     return []
 
 
-def settles_key_moment_follow_up(task: Task, outcome: str, occurred_at: datetime) -> bool:
+def settles_key_moment_follow_up(task: Task, outcome: str, occurred_at: datetime, *,
+                                 since: datetime | None = None) -> bool:
     """Does this touch make an open needs-analysis follow-up pointless?
 
-    True for a reached/positive touch on the same open key-moment follow-up, not older than the
-    task itself; the service then completes the task with that interaction.
+    True for a reached/positive touch on the same open key-moment follow-up, not older than
+    ``since`` (the stage change the task came from; default: the task's creation); the service
+    then completes the task with that interaction.
     """
     require_aware(occurred_at, "occurred_at")
+    since = task.created_at if since is None else require_aware(since, "since")
     return (task.is_open and task.reason == "key_moment" and task.kind == "follow_up"
             and outcome in PRODUCTIVE_OUTCOMES
-            and (task.created_at is None or occurred_at >= task.created_at))
+            and (since is None or occurred_at >= since))

@@ -1,0 +1,200 @@
+"""The foundation on a real broker and database: services as processes, events as outside systems see them."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+from kombu import Connection, Exchange, Queue
+
+from crm_common.auth import issue_token
+from crm_common.config import DEV_SECRET
+from crm_common.events import make_event, to_envelope
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NOW = datetime.now(timezone.utc)
+
+
+def auth(user, role, team=None):
+    return {"Authorization": f"Bearer {issue_token(DEV_SECRET, user, role, team)}"}
+
+
+ADMIN = auth("admin", "admin")
+
+
+@pytest.fixture
+def team(system):
+    """A fresh team with two reps, so tests never see each other's data."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    api = system["customers"].base_url
+    for rep in (f"{name}-r1", f"{name}-r2"):
+        response = requests.post(f"{api}/v1/reps", json={"id": rep, "name": rep, "team": name}, headers=ADMIN)
+        assert response.status_code == 201, response.text
+    return name
+
+
+def create_customer(api, owner, **fields):
+    response = requests.post(f"{api}/v1/customers", json={"company": f"Co {uuid.uuid4().hex[:6]}",
+                                                           "owner_id": owner, **fields}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_customer_lifecycle_over_http(system, team):
+    api = system["customers"].base_url
+    customer = create_customer(api, f"{team}-r1", industry="retail", tags=["vip"])
+    for days, amount in ((200, "30000"), (20, "80000")):
+        response = requests.post(f"{api}/v1/customers/{customer['id']}/purchases", headers=ADMIN, json={
+            "amount": amount, "currency": "USD", "purchased_at": (NOW - timedelta(days=days)).isoformat()})
+        assert response.status_code == 201, response.text
+    body = requests.get(f"{api}/v1/customers/{customer['id']}", headers=auth(f"{team}-r1", "rep", team)).json()
+    assert (body["tier"], body["lifecycle"]) == ("A", "active")
+    assert requests.get(f"{api}/v1/customers/{customer['id']}",
+                        headers=auth(f"{team}-r2", "rep", team)).status_code == 404
+    listed = requests.get(f"{api}/v1/customers", params={"team": team, "tier": "A"}, headers=ADMIN).json()
+    assert [c["id"] for c in listed["items"]] == [customer["id"]]
+    bad = requests.post(f"{api}/v1/customers/{customer['id']}/purchases", headers=ADMIN,
+                        json={"amount": "-1", "currency": "usd"})
+    assert bad.status_code == 400 and {"amount", "currency", "purchased_at"} <= set(bad.json()["fields"])
+    assert requests.get(f"{api}/v1/customers", headers={"Authorization": "Bearer forged"}).status_code == 401
+
+
+def test_outside_subscriber_with_plain_kombu_sees_cloudevents(system, team, infra):
+    api = system["customers"].base_url
+    queue = f"example.{team}"
+    subscriber = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "examples", "kombu_subscriber.py"), "customer.created.v1",
+         "customer.stage_changed.v1", "--queue", queue, "--max-events", "2", "--idle-timeout", "30"],
+        env=infra, stdout=subprocess.PIPE, text=True)
+    assert subscriber.stdout.readline().startswith("listening")
+    customer = create_customer(api, f"{team}-r1")
+    requests.post(f"{api}/v1/customers/{customer['id']}/stage", json={"stage": "needs_analysis"}, headers=ADMIN)
+    output, _ = subscriber.communicate(timeout=60)
+    lines = output.strip().splitlines()
+    assert len(lines) == 2, output
+    assert "crm.customer.created v1" in lines[0] and f"subject={customer['id']}" in lines[0]
+    assert "crm.customer.stage_changed v1" in lines[1] and '"new_stage": "needs_analysis"' in lines[1]
+
+
+def _publish(infra, body, routing_key, raw=False):
+    with Connection(infra["CRM_AMQP_URI"]) as connection:
+        producer = connection.Producer()
+        exchange = Exchange("crm.events", type="topic", durable=True)
+        if raw:
+            producer.publish(body, exchange=exchange, routing_key=routing_key, content_type="application/json",
+                             content_encoding="utf-8", declare=[exchange])
+        else:
+            producer.publish(body, exchange=exchange, routing_key=routing_key, serializer="json", declare=[exchange])
+
+
+def _dead_letters(infra, service):
+    found = []
+    with Connection(infra["CRM_AMQP_URI"]) as connection:
+        queue = Queue(f"{service}.dead-letter", exchange=Exchange("crm.dead-letter", type="topic", durable=True),
+                      routing_key=f"{service}.#", durable=True)(connection.default_channel)
+        while True:
+            message = queue.get(no_ack=True)
+            if message is None:
+                return found
+            found.append((message.headers, message.body))
+
+
+def interaction(customer_id, rep, when):
+    return make_event("interaction.logged", customer_id, {
+        "interaction_id": uuid.uuid4().hex, "customer_id": customer_id, "rep_id": rep, "kind": "call",
+        "phase": "post_sale", "occurred_at": when, "outcome": "reached"}, source="crm/test")
+
+
+def test_bad_messages_are_dead_lettered_and_do_not_block(system, team, infra, eventually):
+    api = system["customers"].base_url
+    customer = create_customer(api, f"{team}-r1")
+    _dead_letters(infra, "customers")  # drain earlier tests' letters
+    broken = to_envelope(interaction(customer["id"], f"{team}-r1", NOW))
+    broken["data"]["kind"] = "telepathy"
+    _publish(infra, broken, "interaction.logged.v1")
+    _publish(infra, "{not json", "interaction.logged.v1", raw=True)
+    _publish(infra, {"hello": "world"}, "interaction.logged.v1")
+    touched = NOW - timedelta(hours=1)
+    _publish(infra, to_envelope(interaction(customer["id"], f"{team}-r1", touched)), "interaction.logged.v1")
+
+    def applied():
+        body = requests.get(f"{api}/v1/customers/{customer['id']}", headers=ADMIN).json()
+        assert "last_interaction_at" in body, body
+        return body["last_interaction_at"] is not None and body
+    assert eventually(applied, message="the valid event behind the bad ones")["last_interaction_at"] == \
+        touched.isoformat()
+    letters = eventually(lambda: _dead_letters(infra, "customers") or None, message="dead letters")
+    letters += _dead_letters(infra, "customers")
+    reasons = [headers["x-crm-dead-letter-reason"] for headers, _ in letters]
+    assert len(reasons) == 3, reasons
+    assert any("kind" in r and "invalid data" in r for r in reasons)
+    assert any("undecodable" in r for r in reasons)
+    assert any("invalid envelope" in r for r in reasons)
+    assert all(h["x-crm-original-queue"] == "customers.interaction.logged.v1" for h, _ in letters)
+
+
+def test_redelivered_event_changes_nothing(system, team, infra, eventually):
+    api = system["customers"].base_url
+    customer = create_customer(api, f"{team}-r1")
+    requests.post(f"{api}/v1/customers/{customer['id']}/purchases", headers=ADMIN, json={
+        "amount": "100", "currency": "USD", "purchased_at": (NOW - timedelta(days=600)).isoformat()})
+    event = to_envelope(interaction(customer["id"], f"{team}-r1", NOW - timedelta(days=1)))
+    for _ in range(3):
+        _publish(infra, event, "interaction.logged.v1")
+
+    def changes():
+        history = requests.get(f"{api}/v1/customers/{customer['id']}/history", headers=ADMIN).json()
+        return [c for c in history["classification"] if c["reason"].startswith("interaction logged")]
+    assert eventually(changes, message="interaction applied")
+    metrics = requests.get(f"{system['customers'].base_url}/metrics").text
+    duplicates = eventually(lambda: _metric(requests.get(f"{api}/metrics").text, "crm_events_consumed_total",
+                                            'outcome="duplicate"', 'routing_key="interaction.logged.v1"') >= 2,
+                            message="duplicates counted")
+    assert duplicates and metrics
+    assert len(changes()) == 1  # churned -> dormant once, not three times
+
+
+def _metric(text, name, *labels):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_and_health(system):
+    for name, service in system.items():
+        health = requests.get(service.base_url + "/health").json()
+        assert health == {"service": name, "status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+        text = requests.get(service.base_url + "/metrics").text
+        for metric in ("crm_http_requests_total", "crm_outbox_backlog", "crm_http_request_duration_seconds"):
+            assert metric in text, f"{name} lacks {metric}"
+    document = requests.get(system["customers"].base_url + "/openapi.json").json()
+    assert document["openapi"].startswith("3.") and "/v1/customers" in document["paths"]
+
+
+def _consumed(services, outcome):
+    return sum(_metric(requests.get(s.base_url + "/metrics").text, "crm_events_consumed_total",
+                       f'outcome="{outcome}"', 'routing_key="interaction.logged.v1"') for s in services)
+
+
+def test_two_replicas_share_the_queue_and_apply_each_event_once(system, start_service, team, infra, eventually):
+    api = system["customers"].base_url
+    second = start_service("customers")
+    replicas = (system["customers"], second)
+    customers = [create_customer(api, f"{team}-r1") for _ in range(10)]
+    applied_before, duplicates_before = _consumed(replicas, "applied"), _consumed(replicas, "duplicate")
+    for customer in customers:
+        event = to_envelope(interaction(customer["id"], f"{team}-r1", NOW - timedelta(minutes=5)))
+        for _ in range(2):  # every event delivered twice
+            _publish(infra, event, "interaction.logged.v1")
+    eventually(lambda: _consumed(replicas, "applied") + _consumed(replicas, "duplicate")
+               >= applied_before + duplicates_before + 20, message="20 deliveries handled")
+    assert _consumed(replicas, "applied") - applied_before == 10
+    assert _consumed(replicas, "duplicate") - duplicates_before == 10
+    assert all(_consumed([r], "applied") + _consumed([r], "duplicate") > 0 for r in replicas), \
+        "both replicas should have taken a share of the queue"
+    assert second.stop() == 0  # graceful exit on SIGTERM
