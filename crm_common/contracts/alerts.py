@@ -30,18 +30,25 @@ class AlertRaised(AlertFields):
     signals = fields.List(fields.Nested(Signal), required=True, validate=validate.Length(min=1))
     health_score = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0, max=100))
     raised_at = Timestamp(required=True)
+    # additive (optional) fields: what the raise asks of others, so consumers need no second look-up
+    recall_due_at = Timestamp(allow_none=True, load_default=None)   # due time of the recall task to create
+    recall_purpose = fields.String(load_default="")                # its purpose line (rule and signal details)
+    flag_at_risk = fields.Boolean(load_default=True)               # False for prospects / already at_risk
+    trigger = fields.String(load_default="")                       # "sweep" or the event that set it off
 
 
 @define("alert.acknowledged", 1, PRODUCER, "Someone took the alert on.")
 class AlertAcknowledged(AlertFields):
     acknowledged_by = Id(required=True)
     acknowledged_at = Timestamp(required=True)
+    note = fields.String(load_default="")
 
 
 @define("alert.escalated", 1, PRODUCER, "Not acknowledged in time: escalated to the owner's manager.")
 class AlertEscalated(AlertFields):
     escalated_to = OptionalId()
     escalated_at = Timestamp(required=True)
+    raised_at = Timestamp(allow_none=True, load_default=None)
 
 
 @define("alert.resolved", 1, PRODUCER, "The alert was closed with an outcome: recovered, lost or false_alarm.")
@@ -50,6 +57,11 @@ class AlertResolved(AlertFields):
     resolved_by = Id(required=True)
     resolved_at = Timestamp(required=True)
     raised_at = Timestamp(required=True)
+    # additive (optional): True when no other alert still holds the customer at risk and the outcome
+    # (recovered or false_alarm) lifts the at_risk flag; None from producers that predate the field
+    clears_at_risk = fields.Boolean(allow_none=True, load_default=None)
+    open_alerts = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0))
+    note = fields.String(load_default="")
 
 
 @define("health.score_changed", 1, PRODUCER,

@@ -41,7 +41,8 @@ class TaskFields(Schema):
     due_at = Timestamp(required=True)
 
 
-@define("task.scheduled", 1, PRODUCER, "A follow-up task was scheduled; reason is cadence, key_moment, care, recall or manual.")
+@define("task.scheduled", 1, PRODUCER,
+        "A follow-up task was scheduled; reason is cadence, key_moment, care, recall, complaint or manual.")
 class TaskScheduled(TaskFields):
     reason = fields.String(required=True)
 
@@ -55,6 +56,7 @@ class TaskRescheduled(TaskFields):
 @define("task.reassigned", 1, PRODUCER, "An open task moved to another assignee (ownership change or manual).")
 class TaskReassigned(TaskFields):
     old_assignee_id = OptionalId()
+    reason = fields.String(load_default="")  # ownership change, assignee left, or the manager's words
 
 
 @define("task.due", 1, PRODUCER, "Reminder: an open task comes due (emitted once per task).")
