@@ -1,7 +1,7 @@
 """Command line: ``python -m crm {demo,embedded,serve,migrate,token,docs-events}``."""
 import warnings
 
-warnings.filterwarnings("ignore", message="Eventlet is deprecated")  # nameko 2 runs on eventlet by design
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # nameko 2 runs on eventlet by design
 
 import eventlet  # noqa: E402
 

@@ -440,6 +440,12 @@ def current_policy(uow, settings: FollowupsSettings) -> tuple[CadencePolicy, dic
     return policy, {"source": "api", "updated_at": utc(row.updated_at), "updated_by": row.updated_by}
 
 
+def policy_version(uow) -> str | None:
+    """Identifies the stored policy (its update time), so a changed policy is applied once."""
+    updated_at = uow.session.execute(select(cadence_policy.c.updated_at).where(cadence_policy.c.id == 1)).scalar()
+    return None if updated_at is None else utc(updated_at).strftime("%Y%m%dT%H%M%S%f")
+
+
 def get_policy(uow, settings: FollowupsSettings) -> dict:
     policy, meta = current_policy(uow, settings)
     return {"intervals": policy.to_dict(), **meta}

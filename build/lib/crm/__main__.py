@@ -1,0 +1,111 @@
+"""Command line: ``python -m crm {demo,embedded,serve,migrate,token,docs-events}``."""
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # nameko 2 runs on eventlet by design
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()  # noqa: E402 - must precede every other import
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from crm_common.auth import issue_token  # noqa: E402
+from crm_common.config import DEV_SECRET, SERVICES, env  # noqa: E402
+
+
+def _serve(args):
+    from crm import runner
+    if args.migrate:
+        runner.migrate(args.service)
+    service_runner = runner.distributed(args.service)
+    service_runner.start()
+    logging.getLogger("crm").info("%s started", args.service)
+    service_runner.wait()
+
+
+def _migrate(args):
+    from crm import runner
+    for name in SERVICES if args.service == "all" else [args.service]:
+        runner.migrate(name)
+        print(f"{name}: schema at head")
+
+
+def _embedded(args):
+    from crm import runner
+    service_runner = runner.embedded(args.data_dir, args.port)
+    service_runner.start()
+    print(f"CRM running embedded on http://127.0.0.1:{args.port} (data in {args.data_dir}); Ctrl-C stops it")
+    service_runner.wait()
+
+
+def _demo(args):
+    from crm import demo_show
+    demo_show.run(args)
+
+
+def _token(args):
+    print(issue_token(env("CRM_AUTH_SECRET", DEV_SECRET), args.user, args.role, args.team, args.ttl_days * 86400))
+
+
+def _docs_events(args):
+    from crm import event_docs
+    text = event_docs.render()
+    if args.check:
+        with open(args.output) as handle:
+            if handle.read() != text:
+                sys.exit(f"{args.output} is out of date: run python -m crm docs-events")
+        return
+    with open(args.output, "w") as handle:
+        handle.write(text)
+    print(f"wrote {args.output}")
+
+
+def main(argv=None):
+    logging.basicConfig(level=env("CRM_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not env("CRM_LOG_LEVEL"):
+        logging.getLogger("nameko.containers").setLevel(logging.ERROR)  # refused requests are not news
+    parser = argparse.ArgumentParser(prog="python -m crm")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one service (distributed mode: RabbitMQ + PostgreSQL)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--migrate", action="store_true", help="upgrade the schema first")
+    serve.set_defaults(func=_serve)
+
+    migrate = commands.add_parser("migrate", help="upgrade a service's database schema to head")
+    migrate.add_argument("service", choices=SERVICES + ("all",))
+    migrate.set_defaults(func=_migrate)
+
+    embedded = commands.add_parser("embedded", help="all services in one process, in-memory bus, SQLite")
+    embedded.add_argument("--port", type=int, default=int(env("CRM_PORT", "8000")))
+    embedded.add_argument("--data-dir", default=env("CRM_DATA_DIR", "data"))
+    embedded.set_defaults(func=_embedded)
+
+    demo = commands.add_parser("demo", help="embedded mode with fresh realistic demo data, then a tour")
+    demo.add_argument("--port", type=int, default=int(env("CRM_PORT", "8000")))
+    demo.add_argument("--data-dir", default="data/demo")
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--no-serve", action="store_true", help="stop after the tour instead of serving")
+    demo.set_defaults(func=_demo)
+
+    token = commands.add_parser("token", help="issue an API token (signed with CRM_AUTH_SECRET)")
+    token.add_argument("--user", required=True)
+    token.add_argument("--role", required=True, choices=("rep", "manager", "admin"))
+    token.add_argument("--team")
+    token.add_argument("--ttl-days", type=int, default=90)
+    token.set_defaults(func=_token)
+
+    docs = commands.add_parser("docs-events", help="write docs/events.md from the registered contracts")
+    docs.add_argument("--output", default=os.path.join("docs", "events.md"))
+    docs.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    docs.set_defaults(func=_docs_events)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Realistic demo data, loaded through the public HTTP API like any client would."""
+from __future__ import annotations
+
+import json
+import random
+import urllib.error
+import urllib.request
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from crm_common.auth import issue_token
+
+TEAMS = ("north", "south", "east", "west")
+REPS_PER_TEAM = 5
+INDUSTRIES = ("manufacturing", "retail", "healthcare", "logistics", "software", "construction", "food", "energy")
+CHANNELS = ("exhibition", "online", "referral", "cold_call", "partner", "advertising")
+FIRST = ("Ada", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jia", "Kofi", "Lena", "Mateo",
+         "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Vik", "Wen", "Yara", "Zoe")
+LAST = ("Smith", "Wang", "Garcia", "Okafor", "Novak", "Tanaka", "Rossi", "Dubois", "Kim", "Silva", "Berg", "Khan")
+WORDS = ("Apex", "Blue", "Cedar", "Delta", "Echo", "Forge", "Granite", "Harbor", "Iron", "Juniper", "Keystone",
+         "Lumen", "Maple", "Nimbus", "Orbit", "Pioneer", "Quartz", "Ridge", "Summit", "Titan", "Union", "Vertex")
+SUFFIX = ("Industries", "Foods", "Logistics", "Systems", "Health", "Builders", "Energy", "Retail", "Labs", "Works")
+
+# (share of customers, how their history looks)
+PROFILES = (
+    (0.15, "prospect"),      # never bought: pipeline only
+    (0.45, "regular"),       # buys on a steady cycle up to now
+    (0.10, "new"),           # first purchase in the last 3 months
+    (0.12, "slowing"),       # used to buy, stopped 7-8 months ago
+    (0.10, "dormant"),       # stopped 10-16 months ago
+    (0.08, "lost"),          # last bought ~18 months ago, silent since
+)
+
+
+class Api:
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def call(self, method: str, path: str, body=None, token: str | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {token or self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+
+def directory(secret: str) -> tuple[list[dict], dict[str, str]]:
+    people = [{"id": "admin", "name": "Avery Admin", "role": "admin", "team": None}]
+    for team in TEAMS:
+        people.append({"id": f"mgr-{team}", "name": f"{team.title()} Manager", "role": "manager", "team": team})
+        for i in range(1, REPS_PER_TEAM + 1):
+            people.append({"id": f"rep-{team}-{i}", "name": f"{random.choice(FIRST)} {random.choice(LAST)}",
+                           "role": "rep", "team": team, "manager_id": f"mgr-{team}"})
+    tokens = {p["id"]: issue_token(secret, p["id"], p["role"], p["team"]) for p in people}
+    return people, tokens
+
+
+def _profile(rng: random.Random) -> str:
+    roll, acc = rng.random(), 0.0
+    for share, name in PROFILES:
+        acc += share
+        if roll < acc:
+            return name
+    return PROFILES[-1][1]
+
+
+def customer_history(rng: random.Random, index: int, owner: dict, now: datetime) -> dict:
+    profile = _profile(rng)
+    company = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(SUFFIX)} {index}"
+    created = now - timedelta(days=rng.randint(540, 560))
+    size = rng.choice((1, 1, 1, 2, 2, 3, 5, 8))  # a few big accounts drive the A tier
+    cycle = rng.randint(25, 75)
+    won = created + timedelta(days=20)
+    start, stop = {
+        "prospect": (None, None),
+        "regular": (won + timedelta(days=rng.randint(1, 40)), now),
+        "new": (now - timedelta(days=rng.randint(5, 80)), now),
+        "slowing": (won + timedelta(days=1), now - timedelta(days=rng.randint(190, 250))),
+        "dormant": (won + timedelta(days=1), now - timedelta(days=rng.randint(300, 480))),
+        "lost": (won + timedelta(days=1), now - timedelta(days=rng.randint(510, 520))),
+    }[profile]
+    purchases, day = [], start
+    while day is not None and day <= stop:
+        amount = round(rng.uniform(800, 6000) * size, 2)
+        purchases.append({"amount": f"{amount:.2f}", "currency": rng.choice(("USD", "USD", "USD", "EUR")),
+                          "purchased_at": day.isoformat(), "external_ref": f"demo-{index}-{len(purchases)}"})
+        day = day + timedelta(days=max(7, int(rng.gauss(cycle, cycle / 5))))
+    stages = [{"stage": "needs_analysis", "changed_at": (created + timedelta(days=7)).isoformat()}]
+    if purchases:
+        stages += [{"stage": "proposal", "changed_at": (created + timedelta(days=14)).isoformat()},
+                   {"stage": "won", "changed_at": won.isoformat()}]
+    else:
+        stages = stages[:rng.choice((0, 1, 1))]
+        if rng.random() < 0.3:
+            stages.append({"stage": "lost", "changed_at": (now - timedelta(days=rng.randint(1, 60))).isoformat()})
+    contact = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+    birthday = datetime(1960 + rng.randint(0, 35), rng.randint(1, 12), rng.randint(1, 28)).date()
+    return {
+        "customer": {
+            "company": company, "industry": rng.choice(INDUSTRIES), "source_channel": rng.choice(CHANNELS),
+            "owner_id": owner["id"], "tags": rng.sample(["key-account", "distributor", "export", "smb", "enterprise",
+                                                         "government", "renewal-due"], k=rng.randint(0, 2)),
+            "contacts": [{"name": contact, "role": rng.choice(("CEO", "Purchasing", "CTO", "Operations")),
+                          "email": f"{contact.split()[0].lower()}@example.com", "phone": "+1 555 0100",
+                          "is_decision_maker": True, "birthday": birthday.isoformat()}],
+            "important_dates": [{"kind": "birthday", "date": birthday.isoformat(), "label": contact},
+                                {"kind": "contract_anniversary", "date": created.date().isoformat(),
+                                 "label": "first contract"}],
+            "created_at": created.isoformat(),
+        },
+        "stages": stages,
+        "purchases": purchases,
+    }
+
+
+def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=print) -> dict:
+    rng = random.Random(seed)
+    random.seed(seed)
+    people, tokens = directory(secret)
+    admin = Api(base_url, tokens["admin"])
+    for person in people[1:]:
+        status, body = admin.call("POST", "/v1/reps", {k: v for k, v in person.items() if v is not None})
+        if status not in (201, 409):
+            raise RuntimeError(f"could not register {person['id']}: {status} {body}")
+    reps = [p for p in people if p["role"] == "rep"]
+    now = datetime.now(timezone.utc)
+    tiers, lifecycles, purchases, ids = Counter(), Counter(), 0, []
+    for index in range(customers):
+        owner = reps[index % len(reps)]
+        history = customer_history(rng, index, owner, now)
+        status, body = admin.call("POST", "/v1/customers/import", history)
+        if status != 201:
+            raise RuntimeError(f"import failed: {status} {body}")
+        tiers[body["tier"]] += 1
+        lifecycles[body["lifecycle"]] += 1
+        purchases += len(history["purchases"])
+        ids.append((body["id"], owner["id"]))
+        if progress and (index + 1) % 500 == 0:
+            progress(f"  {index + 1} customers loaded")
+    return {"people": people, "tokens": tokens, "tiers": tiers, "lifecycles": lifecycles,
+            "purchases": purchases, "customer_ids": ids}

@@ -1,0 +1,81 @@
+"""Run services: each in its own process (distributed) or all four in one (embedded)."""
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+
+import eventlet
+from nameko.containers import ServiceContainer
+
+from crm_common import memory_transport
+from crm_common.config import SERVICES, database_url, nameko_config
+from crm_common.migrations import upgrade
+
+log = logging.getLogger("crm")
+
+SERVICE_CLASSES = {
+    "customers": "services.customers.service:CustomersService",
+    "followups": "services.followups.service:FollowupsService",
+    "alerts": "services.alerts.service:AlertsService",
+    "reports": "services.reports.service:ReportsService",
+}
+
+
+def service_class(name: str):
+    module, _, attr = SERVICE_CLASSES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def migrate(name: str, url: str | None = None) -> None:
+    upgrade(name, url or database_url(name))
+
+
+class Runner:
+    """Starts containers, stops them gracefully on SIGTERM/SIGINT (in-flight work finishes)."""
+
+    def __init__(self, configs: dict[str, dict]):
+        self.containers = [ServiceContainer(service_class(name), config) for name, config in configs.items()]
+        self._stopped = eventlet.event.Event()
+
+    def start(self) -> None:
+        for container in self.containers:
+            container.start()
+
+    def stop(self) -> None:
+        # the last started is stopped first: in embedded mode it shares the first one's HTTP socket
+        for container in reversed(self.containers):
+            container.stop()
+        if not self._stopped.ready():
+            self._stopped.send(None)
+
+    def wait(self) -> None:
+        def on_signal(signum, frame):
+            log.info("signal %s: stopping gracefully", signum)
+            eventlet.spawn_n(self.stop)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        waiters = [eventlet.spawn(c.wait) for c in self.containers]
+        self._stopped.wait()
+        for waiter in waiters:
+            waiter.kill()
+
+
+def distributed(name: str) -> Runner:
+    return Runner({name: nameko_config(name)})
+
+
+def embedded(data_dir: str, port: int, frozen_time: str | None = None) -> Runner:
+    """All services in this process on the in-memory bus, SQLite under data_dir, one HTTP port."""
+    memory_transport.install()
+    configs = {}
+    for name in SERVICES:
+        url = f"sqlite:///{data_dir}/{name}.db"
+        migrate(name, url)
+        configs[name] = nameko_config(name, {
+            "AMQP_URI": "memory://", "DATABASE_URL": url, "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+            "SHARED_HTTP_SERVER": True, "OUTBOX_POLL_SECONDS": 0.5,
+            **({"FROZEN_TIME": frozen_time} if frozen_time else {}),
+        })
+    return Runner(configs)

@@ -1,0 +1,39 @@
+"""Field helpers shared by the contracts, so every payload spells values alike."""
+from datetime import timezone
+
+from marshmallow import fields, validate
+
+TIERS = ("A", "B", "C")
+LIFECYCLES = ("potential", "new", "active", "dormant", "at_risk", "churned")
+PIPELINE_STAGES = ("first_contact", "needs_analysis", "proposal", "won", "lost")
+ROLES = ("rep", "manager", "admin")
+
+
+def Id(**kw):
+    return fields.String(validate=validate.Length(min=1, max=64), **kw)
+
+
+def OptionalId(**kw):
+    return fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=64), **kw)
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """RFC 3339 timestamp; naive input is taken as UTC and every value comes out in UTC."""
+
+    def __init__(self, **kw):
+        super().__init__(default_timezone=timezone.utc, **kw)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
+
+
+def Timestamp(**kw):
+    return UTCDateTime(**kw)
+
+
+def Money(**kw):
+    return fields.Decimal(as_string=True, places=2, **kw)
+
+
+def OneOf(choices, **kw):
+    return fields.String(validate=validate.OneOf(choices), **kw)

@@ -1,0 +1,189 @@
+"""Engines, the tables every service keeps, and the unit of work.
+
+Every service's database holds, beside its own tables:
+- ``outbox``: events written in the same transaction as the change they report;
+- ``processed_events``: ids of events this service has applied (idempotent consumer);
+- ``audit_log``: who changed what and when;
+- ``job_runs``: one row per periodic job and period, so only one replica runs it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
+    create_engine, event, insert, select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+from crm_common.events import Event, make_event, to_envelope
+
+# BigInteger ids that stay plain INTEGER on SQLite so they autoincrement there too.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Make a datetime read back from any backend aware and in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def add_infrastructure_tables(metadata: MetaData) -> dict[str, Table]:
+    outbox = Table(
+        "outbox", metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("routing_key", String(128), nullable=False),
+        Column("subject", String(64), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+    )
+    Index("ix_outbox_unpublished", outbox.c.id,
+          postgresql_where=outbox.c.published_at.is_(None),
+          sqlite_where=outbox.c.published_at.is_(None))
+    processed = Table(
+        "processed_events", metadata,
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(128), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    audit = Table(
+        "audit_log", metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("at", DateTime(timezone=True), nullable=False),
+        Column("actor_id", String(64), nullable=False),
+        Column("actor_role", String(16), nullable=False),
+        Column("action", String(64), nullable=False),
+        Column("entity", String(32), nullable=False),
+        Column("entity_id", String(64), nullable=False),
+        Column("changes", JSON, nullable=False),
+    )
+    Index("ix_audit_entity", audit.c.entity, audit.c.entity_id, audit.c.id)
+    job_runs = Table(
+        "job_runs", metadata,
+        Column("job", String(64), primary_key=True),
+        Column("period", String(32), primary_key=True),
+        Column("started_at", DateTime(timezone=True), nullable=False),
+        Column("detail", JSON, nullable=True),
+    )
+    return {"outbox": outbox, "processed_events": processed, "audit_log": audit, "job_runs": job_runs}
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # SQLite allows one writer: a single pooled connection per database avoids
+        # "database is locked" and serialises transactions among green threads.
+        engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=60,
+                               connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+class UnitOfWork:
+    """One database transaction plus the events and audit entries it produces.
+
+    Use as ``with uow: ...; uow.commit()``; leaving the block without commit
+    rolls everything back, events included, so a half-done change never escapes.
+    """
+
+    def __init__(self, session_factory: sessionmaker, tables: dict[str, Table], source: str,
+                 on_commit=None):
+        self._session_factory = session_factory
+        self._tables = tables
+        self._source = source
+        self._on_commit = on_commit
+        self.session: Session | None = None
+        self.events: list[Event] = []
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        self.events = []
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+            self.session = None
+
+    def commit(self) -> None:
+        self.session.commit()
+        if self.events and self._on_commit:
+            self._on_commit()
+        self.events = []
+
+    def emit(self, name: str, subject, data: dict, time: datetime | None = None) -> Event:
+        """Record an event in the outbox, inside the current transaction."""
+        evt = make_event(name, subject, data, source=f"crm/{self._source}", time=time)
+        self.session.execute(insert(self._tables["outbox"]).values(
+            event_id=evt.id, routing_key=evt.routing_key, subject=evt.subject,
+            body=json.dumps(to_envelope(evt)), created_at=datetime.now(timezone.utc),
+        ))
+        self.events.append(evt)
+        return evt
+
+    def audit(self, actor, action: str, entity: str, entity_id, changes: dict) -> None:
+        self.session.execute(insert(self._tables["audit_log"]).values(
+            at=datetime.now(timezone.utc), actor_id=actor.user_id, actor_role=actor.role,
+            action=action, entity=entity, entity_id=str(entity_id), changes=_jsonable(changes),
+        ))
+
+    def claim(self, evt: Event) -> bool:
+        """Record that this event is being applied; False if it already was.
+
+        The id is written in the same transaction as the event's effects, so a
+        redelivered event is skipped and a failed one can be tried again.
+        """
+        processed = self._tables["processed_events"]
+        seen = self.session.execute(
+            select(processed.c.event_id).where(processed.c.event_id == evt.id)).first()
+        if seen:
+            return False
+        self.session.execute(insert(processed).values(
+            event_id=evt.id, event_type=evt.name, processed_at=datetime.now(timezone.utc)))
+        return True
+
+    def claim_job(self, job: str, period: str, detail: dict | None = None) -> bool:
+        """True for the one replica that gets to run a periodic job for this period."""
+        job_runs = self._tables["job_runs"]
+        try:
+            with self.session.begin_nested():
+                self.session.execute(insert(job_runs).values(
+                    job=job, period=period, started_at=datetime.now(timezone.utc), detail=detail))
+        except IntegrityError:
+            return False
+        return True
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

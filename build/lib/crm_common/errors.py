@@ -1,0 +1,43 @@
+"""Errors the HTTP layer turns into 4xx answers naming what was wrong."""
+
+
+class CrmError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict:
+        body = {"error": self.code, "message": self.message}
+        if self.field:
+            body["fields"] = {self.field: [self.message]}
+        return body
+
+
+class DomainError(CrmError):
+    """A business rule refused the request (e.g. an illegal stage move)."""
+    status = 422
+    code = "rule_violated"
+
+
+class NotFound(CrmError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CrmError):
+    status = 409
+    code = "conflict"
+
+
+class Unauthorized(CrmError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(CrmError):
+    status = 403
+    code = "forbidden"

@@ -1,0 +1,185 @@
+"""The JSON HTTP entrypoint every service uses.
+
+``@api("GET", "/v1/customers/<customer_id>")`` gives the method a request whose
+``principal`` is the authenticated caller; the method returns a JSON-able value
+or ``(status, value)``. Errors become JSON 4xx answers naming the field at
+fault; anything unexpected is a logged 500 that leaks no internals.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from functools import partial
+
+from eventlet.event import Event
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request, Response
+
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+
+from crm_common import metrics
+from crm_common.auth import principal_from_header
+from crm_common.config import DEV_SECRET
+from crm_common.errors import CrmError
+
+log = logging.getLogger(__name__)
+
+
+class JSONEncoder(json.JSONEncoder):
+    def default(self, value):
+        if isinstance(value, (datetime, date)):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, (set, frozenset)):
+            return sorted(value)
+        return super().default(value)
+
+
+def json_response(payload, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(payload, cls=JSONEncoder), status=status, headers=headers,
+                    mimetype="application/json")
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
+    body = {"error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return json_response(body, status)
+
+
+def json_body(request) -> dict:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = request.get_data(as_text=True)
+    if not raw.strip():
+        raise CrmError("request body is empty; expected a JSON object", field="body")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise CrmError(f"request body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(body, dict):
+        raise CrmError("request body must be a JSON object", field="body")
+    return body
+
+
+class JsonWsgiApp(WsgiApp):
+    """Unknown paths and wrong methods answer JSON like everything else."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+        except HTTPException as exc:
+            return error_response(exc.code or 400, "http_error", exc.description or str(exc))(
+                environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+class CrmWebServer(WebServer):
+    """nameko's web server, able to share one port among the services of one process.
+
+    In embedded mode (config SHARED_HTTP_SERVER) the first service to start owns the
+    socket and later ones add their routes to it, giving one front door.
+    """
+
+    _owners: dict = {}
+
+    def __init__(self):
+        super().__init__()
+        self.guests: list[CrmWebServer] = []
+        self.owner: CrmWebServer | None = None
+
+    def start(self):
+        if self.container.config.get("SHARED_HTTP_SERVER"):
+            owner = self._owners.get(self.bind_addr)
+            if owner is not None and owner is not self:
+                self.owner = owner
+                owner.guests.append(self)
+                owner._serv.app = owner.get_wsgi_app()
+                return
+            self._owners[self.bind_addr] = self
+        super().start()
+
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+    def make_url_map(self):
+        url_map = Map()
+        for server in [self] + self.guests:
+            for provider in server._providers:
+                rule = provider.get_url_rule()
+                rule.endpoint = provider
+                url_map.add(rule)
+        return url_map
+
+    def stop(self):
+        if self.owner is not None:
+            self.owner.guests.remove(self)
+            super(WebServer, self).stop()
+            return
+        if self._owners.get(self.bind_addr) is self:
+            del self._owners[self.bind_addr]
+        super().stop()
+
+
+class ApiEntrypoint(HttpRequestHandler):
+    server = CrmWebServer()
+
+    def __init__(self, method, url, auth=True, **kwargs):
+        self.auth = auth
+        # answered 4xx on purpose: nameko logs these as warnings, not tracebacks
+        kwargs.setdefault("expected_exceptions", (CrmError, ValidationError))
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        request.shallow = False
+        started = time.perf_counter()
+        response = self._respond(request)
+        service = self.container.service_name
+        metrics.HTTP_REQUESTS.labels(service, request.method, self.url, str(response.status_code)).inc()
+        metrics.HTTP_LATENCY.labels(service, request.method, self.url).observe(time.perf_counter() - started)
+        return response
+
+    def _respond(self, request):
+        try:
+            if self.auth:
+                secret = self.container.config.get("AUTH_SECRET", DEV_SECRET)
+                request.principal = principal_from_header(secret, request.headers.get("Authorization"))
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            done = Event()
+            self.container.spawn_worker(self, args, kwargs, context_data={},
+                                        handle_result=partial(self.handle_result, done))
+            return self.response_from_result(done.wait())
+        except Exception as exc:  # every failure becomes an answer, never a dropped connection
+            return self.response_from_exception(exc)
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, tuple):
+            status, payload = result
+            return json_response(payload, status)
+        return json_response(result)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, CrmError):
+            return json_response(exc.to_dict(), exc.status)
+        if isinstance(exc, ValidationError):
+            messages = exc.messages if isinstance(exc.messages, dict) else {"body": exc.messages}
+            return error_response(400, "validation_failed", "request has invalid fields", messages)
+        if isinstance(exc, HTTPException):
+            return error_response(exc.code or 400, "http_error", exc.description or str(exc))
+        log.exception("unhandled error in %s %s", self.method, self.url)
+        return error_response(500, "internal_error", "internal error; it has been logged")
+
+
+api = ApiEntrypoint.decorator

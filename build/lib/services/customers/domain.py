@@ -1,0 +1,186 @@
+"""Customer rules with no framework in them: classification, pipeline, hand-over.
+
+Classification (see docs/customers.md for the defaults and how to set them):
+
+value tier
+    rolling 12-month purchases in base currency (purchases dated in
+    (as_of - 365 days, as_of]) against descending thresholds, e.g. A >= 100000,
+    B >= 20000, C >= 0.
+
+lifecycle
+    potential  no purchase yet
+    new        first purchase within ``new_days``
+    active     last purchase within ``active_days``
+    at_risk    last purchase older than ``active_days`` but within ``at_risk_days``
+               (going quiet), or an open churn alert flags it
+    dormant    last purchase older than ``at_risk_days``
+    churned    last purchase older than ``churned_days`` and no interaction
+               within ``churn_contact_days`` (a customer still talking to us is dormant)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from crm_common.errors import DomainError
+
+TIERS = ("A", "B", "C")
+LIFECYCLES = ("potential", "new", "active", "dormant", "at_risk", "churned")
+PIPELINE_STAGES = ("first_contact", "needs_analysis", "proposal", "won", "lost")
+OPEN_STAGES = ("first_contact", "needs_analysis", "proposal")
+
+
+@dataclass(frozen=True)
+class ClassificationPolicy:
+    # (tier, minimum rolling 12-month total), highest first; the last minimum is 0
+    tier_thresholds: tuple[tuple[str, Decimal], ...] = (("A", Decimal(100000)), ("B", Decimal(20000)),
+                                                        ("C", Decimal(0)))
+    new_days: int = 90
+    active_days: int = 180
+    at_risk_days: int = 270
+    churned_days: int = 540
+    churn_contact_days: int = 180
+    base_currency: str = "USD"
+    # units of base currency per unit of the currency
+    fx_rates: dict = field(default_factory=lambda: {"USD": Decimal(1), "EUR": Decimal("1.08"),
+                                                    "GBP": Decimal("1.27"), "CNY": Decimal("0.14"),
+                                                    "JPY": Decimal("0.0067")})
+
+    def __post_init__(self):
+        minimums = [m for _, m in self.tier_thresholds]
+        if not self.tier_thresholds or minimums != sorted(minimums, reverse=True) or minimums[-1] != 0:
+            raise DomainError("tier thresholds must descend and end at 0", field="tier_thresholds")
+        days = [self.new_days, self.active_days, self.at_risk_days, self.churned_days, self.churn_contact_days]
+        if min(days) <= 0:
+            raise DomainError("day counts must be positive", field="lifecycle_days")
+        if not self.active_days < self.at_risk_days < self.churned_days:
+            raise DomainError("active_days < at_risk_days < churned_days must hold", field="lifecycle_days")
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "ClassificationPolicy":
+        """CUSTOMERS_TIER_THRESHOLDS="A:100000,B:20000,C:0", CUSTOMERS_ACTIVE_DAYS=180, ..."""
+        kwargs = {}
+        if settings.get("CUSTOMERS_TIER_THRESHOLDS"):
+            pairs = []
+            for item in settings["CUSTOMERS_TIER_THRESHOLDS"].split(","):
+                tier, _, minimum = item.partition(":")
+                pairs.append((tier.strip(), Decimal(minimum.strip())))
+            kwargs["tier_thresholds"] = tuple(pairs)
+        for name in ("new_days", "active_days", "at_risk_days", "churned_days", "churn_contact_days"):
+            key = f"CUSTOMERS_{name.upper()}"
+            if settings.get(key):
+                kwargs[name] = int(settings[key])
+        if settings.get("CUSTOMERS_BASE_CURRENCY"):
+            kwargs["base_currency"] = settings["CUSTOMERS_BASE_CURRENCY"]
+        if settings.get("CUSTOMERS_FX_RATES"):
+            rates = {}
+            for item in settings["CUSTOMERS_FX_RATES"].split(","):
+                code, _, rate = item.partition(":")
+                rates[code.strip().upper()] = Decimal(rate.strip())
+            kwargs["fx_rates"] = rates
+        return cls(**kwargs)
+
+    def to_base(self, amount: Decimal, currency: str) -> Decimal:
+        if currency == self.base_currency:
+            return amount
+        try:
+            rate = self.fx_rates[currency]
+        except KeyError:
+            raise DomainError(f"unsupported currency {currency}; known: {sorted(self.fx_rates)}",
+                              field="currency") from None
+        return (amount * rate).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What classification looks at, as of a moment."""
+    rolling_12m_total: Decimal
+    first_purchase_at: datetime | None
+    last_purchase_at: datetime | None
+    last_interaction_at: datetime | None
+    flagged_at_risk: bool = False
+
+
+def tier_for(total: Decimal, policy: ClassificationPolicy) -> str:
+    for tier, minimum in policy.tier_thresholds:
+        if total >= minimum:
+            return tier
+    return policy.tier_thresholds[-1][0]
+
+
+def lifecycle_for(facts: CustomerFacts, as_of: datetime, policy: ClassificationPolicy) -> tuple[str, str]:
+    """Returns (lifecycle, reason)."""
+    if facts.last_purchase_at is None:
+        return "potential", "no purchase yet"
+    since_purchase = (as_of - facts.last_purchase_at).days
+    since_first = (as_of - facts.first_purchase_at).days
+    if since_purchase > policy.churned_days:
+        if facts.last_interaction_at is None or (as_of - facts.last_interaction_at).days > policy.churn_contact_days:
+            return "churned", f"no purchase for {since_purchase} days and no contact for {policy.churn_contact_days}"
+    if facts.flagged_at_risk:
+        return "at_risk", "open churn alert"
+    if since_first <= policy.new_days:
+        return "new", f"first purchase {since_first} days ago"
+    if since_purchase <= policy.active_days:
+        return "active", f"last purchase {since_purchase} days ago"
+    if since_purchase <= policy.at_risk_days:
+        return "at_risk", f"no purchase for {since_purchase} days"
+    return "dormant", f"no purchase for {since_purchase} days"
+
+
+@dataclass(frozen=True)
+class Classification:
+    tier: str
+    lifecycle: str
+    reason: str
+
+
+def classify(facts: CustomerFacts, as_of: datetime, policy: ClassificationPolicy) -> Classification:
+    lifecycle, reason = lifecycle_for(facts, as_of, policy)
+    return Classification(tier_for(facts.rolling_12m_total, policy), lifecycle, reason)
+
+
+def rolling_window_start(as_of: datetime) -> datetime:
+    return as_of - timedelta(days=365)
+
+
+def parse_amount(value) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise DomainError("amount must be a number", field="amount") from None
+    if not amount.is_finite() or amount <= 0:
+        raise DomainError("amount must be positive", field="amount")
+    return amount.quantize(Decimal("0.01"))
+
+
+def check_stage_move(current: str | None, target: str) -> None:
+    """Forward moves (skipping allowed), any open stage to lost, lost back to first contact."""
+    if target not in PIPELINE_STAGES:
+        raise DomainError(f"unknown stage {target}", field="stage")
+    if current == target:
+        raise DomainError(f"customer is already in stage {target}", field="stage")
+    if current is None:
+        return
+    if current == "won":
+        raise DomainError("a won customer leaves the pipeline; record purchases instead", field="stage")
+    if current == "lost":
+        if target != "first_contact":
+            raise DomainError("a lost prospect can only be reopened at first_contact", field="stage")
+        return
+    if target == "lost":
+        return
+    if PIPELINE_STAGES.index(target) < PIPELINE_STAGES.index(current):
+        raise DomainError(f"cannot move back from {current} to {target}", field="stage")
+
+
+def round_robin(rep_ids: list[str], last_assigned: str | None, count: int) -> list[str]:
+    """Next `count` assignees, in stable id order, continuing after `last_assigned`."""
+    if not rep_ids:
+        raise DomainError("the team has no active rep to take over", field="to_team")
+    ordered = sorted(rep_ids)
+    start = 0
+    if last_assigned is not None:
+        start = next((i for i, rep in enumerate(ordered) if rep > last_assigned), 0)
+    return [ordered[(start + i) % len(ordered)] for i in range(count)]

@@ -1,0 +1,134 @@
+"""Tables of the customers service (its own database; nobody else reads them)."""
+from sqlalchemy import (
+    JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, Numeric, String, Table, Text,
+    func,
+)
+
+from crm_common.db import BigId, add_infrastructure_tables
+
+metadata = MetaData()
+infrastructure = add_infrastructure_tables(metadata)
+
+Money = Numeric(16, 2)
+Timestamp = DateTime(timezone=True)
+
+reps = Table(
+    "reps", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(200), nullable=True),
+    Column("team", String(64), nullable=True, index=True),
+    Column("role", String(16), nullable=False),
+    Column("manager_id", String(64), nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+# where each team's round-robin stopped, so hand-overs keep spreading evenly
+team_cursors = Table(
+    "team_cursors", metadata,
+    Column("team", String(64), primary_key=True),
+    Column("last_rep_id", String(64), nullable=True),
+)
+
+customers = Table(
+    "customers", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("company", String(300), nullable=False),
+    Column("company_key", String(300), nullable=False),  # lower-cased, for search and sorting
+    Column("industry", String(100), nullable=True),
+    Column("source_channel", String(50), nullable=True),
+    Column("owner_id", String(64), nullable=True),
+    Column("team", String(64), nullable=True),
+    Column("notes", Text, nullable=False, default=""),
+    Column("important_dates", JSON, nullable=False, default=list),
+    Column("tier", String(1), nullable=False),
+    Column("lifecycle", String(16), nullable=False),
+    Column("pipeline_stage", String(20), nullable=True),
+    Column("flagged_at_risk", Boolean, nullable=False, default=False),
+    Column("rolling_12m_total", Money, nullable=False, default=0),
+    Column("purchase_count", Integer, nullable=False, default=0),
+    Column("first_purchase_at", Timestamp, nullable=True),
+    Column("last_purchase_at", Timestamp, nullable=True),
+    Column("last_interaction_at", Timestamp, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("archived_at", Timestamp, nullable=True),
+)
+# keyset pagination: every filter column is indexed together with the id tiebreaker
+for column in ("owner_id", "team", "tier", "lifecycle", "pipeline_stage", "industry"):
+    Index(f"ix_customers_{column}_id", customers.c[column], customers.c.id)
+Index("ix_customers_company_key_id", customers.c.company_key, customers.c.id)
+Index("ix_customers_created_at_id", customers.c.created_at, customers.c.id)
+Index("ix_customers_total_id", customers.c.rolling_12m_total, customers.c.id)
+Index("ix_customers_last_purchase_id", customers.c.last_purchase_at, customers.c.id)
+
+customer_tags = Table(
+    "customer_tags", metadata,
+    Column("customer_id", String(64), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+)
+Index("ix_customer_tags_tag", customer_tags.c.tag, customer_tags.c.customer_id)
+
+contacts = Table(
+    "contacts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", String(64), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(100), nullable=True),
+    Column("phone", String(50), nullable=True),
+    Column("email", String(200), nullable=True),
+    Column("is_decision_maker", Boolean, nullable=False, default=False),
+    Column("birthday", Date, nullable=True),
+)
+
+purchases = Table(
+    "purchases", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_base", Money, nullable=False),
+    Column("purchased_at", Timestamp, nullable=False),
+    Column("external_ref", String(100), nullable=True),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", Timestamp, nullable=False),
+)
+Index("ix_purchases_customer_at", purchases.c.customer_id, purchases.c.purchased_at)
+Index("ux_purchases_customer_ref", purchases.c.customer_id, purchases.c.external_ref, unique=True)
+
+stage_history = Table(
+    "stage_history", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False, index=True),
+    Column("from_stage", String(20), nullable=True),
+    Column("to_stage", String(20), nullable=False),
+    Column("changed_at", Timestamp, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+)
+
+ownership_history = Table(
+    "ownership_history", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False, index=True),
+    Column("transfer_id", String(64), nullable=False),
+    Column("from_owner_id", String(64), nullable=True),
+    Column("from_team", String(64), nullable=True),
+    Column("to_owner_id", String(64), nullable=False),
+    Column("to_team", String(64), nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("changed_at", Timestamp, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+)
+
+classification_history = Table(
+    "classification_history", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False, index=True),
+    Column("attribute", String(16), nullable=False),  # tier | lifecycle
+    Column("old_value", String(16), nullable=True),
+    Column("new_value", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("as_of", Timestamp, nullable=False),
+    Column("recorded_at", Timestamp, nullable=False, server_default=func.now()),
+)

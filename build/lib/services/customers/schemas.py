@@ -1,0 +1,131 @@
+"""Request and response shapes of the customers HTTP API."""
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from crm_common.contracts.fields import LIFECYCLES, PIPELINE_STAGES, ROLES, TIERS, Timestamp
+
+SOURCE_CHANNELS = ("exhibition", "online", "referral", "cold_call", "partner", "advertising", "event", "other")
+IMPORTANT_DATE_KINDS = ("birthday", "contract_anniversary", "founding_day", "other")
+SORTS = ("created_at", "company", "rolling_12m_total", "last_purchase_at")
+
+Text = lambda max_len, **kw: fields.String(validate=validate.Length(min=1, max=max_len), **kw)  # noqa: E731
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ContactSchema(Strict):
+    name = Text(200, required=True)
+    role = fields.String(allow_none=True, validate=validate.Length(max=100))
+    phone = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9 +()\-.]{3,50}$",
+                                                                     error="not a phone number"))
+    email = fields.Email(allow_none=True)
+    is_decision_maker = fields.Boolean(load_default=False)
+    birthday = fields.Date(allow_none=True)
+
+
+class ImportantDateSchema(Strict):
+    kind = fields.String(required=True, validate=validate.OneOf(IMPORTANT_DATE_KINDS))
+    date = fields.Date(required=True)
+    label = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class CustomerFields(Strict):
+    company = Text(300)
+    industry = fields.String(allow_none=True, validate=validate.Length(max=100))
+    source_channel = fields.String(allow_none=True, validate=validate.OneOf(SOURCE_CHANNELS))
+    owner_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=50))
+    contacts = fields.List(fields.Nested(ContactSchema), validate=validate.Length(max=100))
+    important_dates = fields.List(fields.Nested(ImportantDateSchema), validate=validate.Length(max=50))
+    notes = fields.String(validate=validate.Length(max=10000))
+    pipeline_stage = fields.String(allow_none=True, validate=validate.OneOf(PIPELINE_STAGES))
+
+
+class CustomerCreateSchema(CustomerFields):
+    company = Text(300, required=True)
+    created_at = Timestamp()  # imports may backdate the record
+
+
+class CustomerUpdateSchema(CustomerFields):
+    @validates_schema
+    def not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError("nothing to update", field_name="body")
+
+
+class PurchaseSchema(Strict):
+    amount = fields.Decimal(required=True, places=2, validate=validate.Range(min=0, min_inclusive=False))
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="ISO 4217 code, e.g. USD"))
+    purchased_at = Timestamp(required=True)
+    external_ref = fields.String(allow_none=True, validate=validate.Length(min=1, max=100))
+
+
+class ImportSchema(Strict):
+    """A customer with its purchase history in one call (migrations, demo data)."""
+    customer = fields.Nested(CustomerCreateSchema, required=True)
+    purchases = fields.List(fields.Nested(PurchaseSchema), load_default=list, validate=validate.Length(max=5000))
+    stages = fields.List(fields.Nested(lambda: StageMoveSchema()), load_default=list)
+
+
+class StageMoveSchema(Strict):
+    stage = fields.String(required=True, validate=validate.OneOf(PIPELINE_STAGES))
+    changed_at = Timestamp()
+
+
+class TransferSchema(Strict):
+    to_owner_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reason = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class HandoverSchema(Strict):
+    to_owner_id = fields.String(validate=validate.Length(min=1, max=64))
+    to_team = fields.String(validate=validate.Length(min=1, max=64))
+    reason = fields.String(load_default="", validate=validate.Length(max=1000))
+    deactivate = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def one_target(self, data, **kwargs):
+        if bool(data.get("to_owner_id")) == bool(data.get("to_team")):
+            raise ValidationError("give exactly one of to_owner_id or to_team", field_name="to_owner_id")
+
+
+class RepSchema(Strict):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.\-]{1,64}$"))
+    name = Text(200, required=True)
+    email = fields.Email(allow_none=True)
+    team = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    role = fields.String(load_default="rep", validate=validate.OneOf(ROLES))
+    manager_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+
+
+class RepUpdateSchema(Strict):
+    name = Text(200)
+    email = fields.Email(allow_none=True)
+    team = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    role = fields.String(validate=validate.OneOf(ROLES))
+    manager_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    active = fields.Boolean()
+
+
+class ListQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    owner_id = fields.String()
+    team = fields.String()
+    tier = fields.String(validate=validate.OneOf(TIERS))
+    lifecycle = fields.String(validate=validate.OneOf(LIFECYCLES))
+    stage = fields.String(validate=validate.OneOf(PIPELINE_STAGES))
+    industry = fields.String()
+    tag = fields.String()
+    q = fields.String(validate=validate.Length(min=2, max=100))
+    include_archived = fields.Boolean(load_default=False)
+    sort = fields.String(load_default="created_at", validate=validate.OneOf(SORTS + tuple("-" + s for s in SORTS)))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String()
+
+
+class SweepSchema(Strict):
+    as_of = Timestamp()

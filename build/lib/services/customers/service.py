@@ -1,0 +1,182 @@
+"""Customers service entrypoints: thin — parse, call a use case, answer."""
+from datetime import datetime
+
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from crm_common import metrics
+from crm_common.auth import SYSTEM
+from crm_common.dependencies import Clock, Settings, Store
+from crm_common.http import api, json_body
+from crm_common.ops import Operations
+from crm_common.subscriber import subscribe
+from services.customers import handlers, models, schemas
+from services.customers.domain import ClassificationPolicy
+
+
+class CustomersService(Operations):
+    name = "customers"
+
+    store = Store(models.metadata, models.infrastructure)
+    clock = Clock()
+    policy = Settings(ClassificationPolicy.from_settings)
+
+    def _run(self, use_case, *args, **kwargs):
+        with self.store() as uow:
+            result = use_case(uow, *args, **kwargs)
+            uow.commit()
+            return result
+
+    # ------------------------------------------------------------ reps
+
+    @api("POST", "/v1/reps")
+    def register_rep(self, request):
+        data = schemas.RepSchema().load(json_body(request))
+        return 201, self._run(handlers.register_rep, request.principal, data, self.clock.now())
+
+    @api("GET", "/v1/reps")
+    def list_reps(self, request):
+        return {"items": self._run(handlers.list_reps, request.principal, request.args.get("team"))}
+
+    @api("PATCH", "/v1/reps/<rep_id>")
+    def update_rep(self, request, rep_id):
+        data = schemas.RepUpdateSchema().load(json_body(request))
+        return self._run(handlers.update_rep, request.principal, rep_id, data, self.clock.now())
+
+    @api("POST", "/v1/reps/<rep_id>/handover")
+    def handover(self, request, rep_id):
+        data = schemas.HandoverSchema().load(json_body(request))
+        return self._run(handlers.handover, request.principal, rep_id, data, self.clock.now())
+
+    # ------------------------------------------------------------ customers
+
+    @api("POST", "/v1/customers")
+    def create_customer(self, request):
+        data = schemas.CustomerCreateSchema().load(json_body(request))
+        return 201, self._run(handlers.create_customer, request.principal, data, self.clock.now(), self.policy)
+
+    @api("POST", "/v1/customers/import")
+    def import_customer(self, request):
+        data = schemas.ImportSchema().load(json_body(request))
+        return 201, self._run(handlers.import_customer, request.principal, data, self.clock.now(), self.policy)
+
+    @api("GET", "/v1/customers")
+    def list_customers(self, request):
+        params = schemas.ListQuerySchema().load(request.args.to_dict())
+        return self._run(handlers.list_customers, request.principal, params)
+
+    @api("GET", "/v1/customers/<customer_id>")
+    def get_customer(self, request, customer_id):
+        return self._run(handlers.get_customer, request.principal, customer_id)
+
+    @api("PATCH", "/v1/customers/<customer_id>")
+    def update_customer(self, request, customer_id):
+        data = schemas.CustomerUpdateSchema().load(json_body(request))
+        return self._run(handlers.update_customer, request.principal, customer_id, data, self.clock.now())
+
+    @api("POST", "/v1/customers/<customer_id>/archive")
+    def archive_customer(self, request, customer_id):
+        return self._run(handlers.archive_customer, request.principal, customer_id, self.clock.now())
+
+    @api("POST", "/v1/customers/<customer_id>/purchases")
+    def record_purchase(self, request, customer_id):
+        data = schemas.PurchaseSchema().load(json_body(request))
+        return 201, self._run(handlers.record_purchase, request.principal, customer_id, data, self.clock.now(),
+                              self.policy)
+
+    @api("GET", "/v1/customers/<customer_id>/purchases")
+    def list_purchases(self, request, customer_id):
+        return {"items": self._run(handlers.list_purchases, request.principal, customer_id)}
+
+    @api("POST", "/v1/customers/<customer_id>/stage")
+    def move_stage(self, request, customer_id):
+        data = schemas.StageMoveSchema().load(json_body(request))
+        return self._run(handlers.move_stage, request.principal, customer_id, data["stage"],
+                         data.get("changed_at"), self.clock.now())
+
+    @api("POST", "/v1/customers/<customer_id>/transfer")
+    def transfer_customer(self, request, customer_id):
+        data = schemas.TransferSchema().load(json_body(request))
+        return self._run(handlers.transfer_customer, request.principal, customer_id, data["to_owner_id"],
+                         data["reason"], self.clock.now())
+
+    @api("GET", "/v1/customers/<customer_id>/history")
+    def customer_history(self, request, customer_id):
+        return self._run(handlers.customer_history, request.principal, customer_id)
+
+    # ------------------------------------------------------------ classification sweep
+
+    @api("POST", "/v1/classification/sweep")
+    def sweep_now(self, request):
+        request.principal.require("admin")
+        raw = request.get_data(as_text=True).strip()
+        data = schemas.SweepSchema().load(json_body(request)) if raw else {}
+        return self.sweep(data.get("as_of") or self.clock.now())
+
+    @timer(interval=3600)
+    def daily_sweep(self):
+        """Hourly tick; the first replica to claim today's run does it, the others skip."""
+        now = self.clock.now()
+        with self.store() as uow:
+            claimed = uow.claim_job("classification-sweep", now.date().isoformat())
+            uow.commit()
+        if claimed:
+            self.sweep(now)
+
+    def sweep(self, as_of: datetime) -> dict:
+        started = datetime.now()
+        last_id, batches = None, 0
+        while True:
+            with self.store() as uow:
+                last_id = handlers.sweep_batch(uow, last_id, as_of, self.policy)
+                uow.commit()
+            if last_id is None:
+                break
+            batches += 1
+        seconds = (datetime.now() - started).total_seconds()
+        metrics.JOB_DURATION.labels(self.name, "classification-sweep").observe(seconds)
+        return {"as_of": as_of, "batches": batches, "seconds": round(seconds, 3)}
+
+    # ------------------------------------------------------------ facts from other services
+
+    @subscribe("interaction.logged")
+    def on_interaction_logged(self, event):
+        with self.store() as uow:
+            if not uow.claim(event):
+                return False
+            handlers.note_interaction(uow, event.data["customer_id"], event.data["occurred_at"],
+                                      self.clock.now(), self.policy)
+            uow.commit()
+
+    @subscribe("alert.raised")
+    def on_alert_raised(self, event):
+        with self.store() as uow:
+            if not uow.claim(event):
+                return False
+            handlers.set_risk_flag(uow, event.data["customer_id"], True, self.clock.now(), self.policy,
+                                   reason=f"alert {event.data['rule']} raised")
+            uow.commit()
+
+    @subscribe("alert.resolved")
+    def on_alert_resolved(self, event):
+        with self.store() as uow:
+            if not uow.claim(event):
+                return False
+            if event.data["outcome"] == "recovered":
+                handlers.set_risk_flag(uow, event.data["customer_id"], False, self.clock.now(), self.policy,
+                                       reason="alert resolved as recovered")
+            uow.commit()
+
+    # ------------------------------------------------------------ answers other services need now
+
+    @rpc
+    def get_customer_brief(self, customer_id):
+        """Owner, team and class of a customer, or None: for callers validating input synchronously."""
+        with self.store() as uow:
+            try:
+                view = handlers.get_customer(uow, SYSTEM, customer_id)
+            except handlers.NotFound:
+                return None
+        return {k: view[k] for k in ("id", "company", "owner_id", "team", "tier", "lifecycle", "pipeline_stage",
+                                     "important_dates", "archived_at")} | {"archived_at": str(view["archived_at"])
+                                                                           if view["archived_at"] else None}

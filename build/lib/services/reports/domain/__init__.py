@@ -1,0 +1,26 @@
+"""Pure core of the reports service: periods, facts -> counters, figures, access, CSV.
+
+No nameko, HTTP or SQL here. The service turns events into facts (adding the
+customer's dimensions from its own state rows), applies ``counter_updates`` once
+per event id, and answers queries with the figure functions over a
+``CounterSource`` backed by its counter table.
+"""
+from .access import ReportAccessDenied, check_access, default_slice, scope_for
+from .counters import (
+    ALL, ALL_DIMENSION, ALL_VALUE, BREAKDOWN_DIMENSIONS, DEFAULT_ACK_SLA, LIFECYCLES, NONE_VALUE,
+    PIPELINE_STAGES, SCOPE_DIMENSIONS, STOCK_METRICS, TIERS, AlertEvent, AlertFact, CounterDelta, CounterKey,
+    CounterSource, CustomerChangeFact, CustomerState, Dimension, Dims, Fact, InMemoryCounters, InteractionFact,
+    PurchaseFact, Slice, StageChangeFact, TaskEvent, TaskFact, counter_updates, slices_for,
+)
+from .export import format_cell, to_csv
+from .figures import (
+    ACTIVE_BASE_LIFECYCLES, FUNNEL_STAGES, HEADLINE_COLUMNS, AlertSummary, FunnelStep, InteractionCounts,
+    active_base, alert_summary, average_cycle_days, average_health_score, average_satisfaction, churn_rate,
+    complaints, distribution, followup_coverage, funnel, handled_in_time_rate, headline_figures, interaction_counts,
+    interactions_per_rep, missed_followup_rate, movements, ratio, recovery_rate, repurchase_rate,
+    retention_rate, revenue, win_rate,
+)
+from .periods import (
+    PERIOD_KINDS, InvalidPeriod, Period, PeriodKind, format_period, parse_period, period_end, period_start,
+    periods_between, stock_plan, utc_date,
+)
