@@ -28,7 +28,7 @@ PROFILES = (
     (0.10, "new"),           # first purchase in the last 3 months
     (0.12, "slowing"),       # used to buy, stopped 7-8 months ago
     (0.10, "dormant"),       # stopped 10-16 months ago
-    (0.08, "lost"),          # last bought ~18 months ago, silent since
+    (0.08, "lost"),          # last bought 18-19 months ago, silent since
 )
 
 
@@ -71,7 +71,8 @@ def _profile(rng: random.Random) -> str:
 def customer_history(rng: random.Random, index: int, owner: dict, now: datetime) -> dict:
     profile = _profile(rng)
     company = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(SUFFIX)} {index}"
-    created = now - timedelta(days=rng.randint(540, 560))
+    # lost customers need history older than the 540-day churn horizon
+    created = now - timedelta(days=rng.randint(620, 660) if profile == "lost" else rng.randint(540, 560))
     size = rng.choice((1, 1, 1, 2, 2, 3, 5, 8))  # a few big accounts drive the A tier
     cycle = rng.randint(25, 75)
     won = created + timedelta(days=20)
@@ -81,7 +82,7 @@ def customer_history(rng: random.Random, index: int, owner: dict, now: datetime)
         "new": (now - timedelta(days=rng.randint(5, 80)), now),
         "slowing": (won + timedelta(days=1), now - timedelta(days=rng.randint(190, 250))),
         "dormant": (won + timedelta(days=1), now - timedelta(days=rng.randint(300, 480))),
-        "lost": (won + timedelta(days=1), now - timedelta(days=rng.randint(510, 520))),
+        "lost": (won + timedelta(days=1), now - timedelta(days=rng.randint(545, 580))),
     }[profile]
     purchases, day = [], start
     while day is not None and day <= stop:

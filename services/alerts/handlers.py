@@ -250,21 +250,30 @@ def _score_values(b: domain.HealthBreakdown, cfg: domain.AlertsConfig, at: datet
             "scored_at": at}
 
 
+def _score_change(signals: domain.CustomerSignals, previous: int | None, b: domain.HealthBreakdown,
+                  cfg: domain.AlertsConfig, at: datetime, cause: str) -> tuple[dict | None, dict | None]:
+    """(history row, health.score_changed payload) when the score moved since the last recorded one; the
+    payload only when it crossed into another band."""
+    if previous == b.score:
+        return None, None
+    row = {"customer_id": signals.customer_id, "as_of": at, "score": b.score,
+           "band": domain.band(b.score, cfg.health.bands), "cause": cause, "recorded_at": at, **_breakdown_dict(b)}
+    change = domain.band_change(previous, b.score, cfg.health.bands)
+    payload = None if change is None else {
+        "customer_id": signals.customer_id, "old_score": previous, "new_score": b.score, "old_band": change.old_band,
+        "new_band": change.new_band, "owner_id": signals.owner_id, "team": signals.team, "as_of": at}
+    return row, payload
+
+
 def _record_score(uow, signals: domain.CustomerSignals, previous: int | None, b: domain.HealthBreakdown,
                   cfg: domain.AlertsConfig, at: datetime, cause: str) -> bool:
     """A history row when the score moved since the last recorded one; health.score_changed on a band move."""
-    if previous == b.score:
+    row, payload = _score_change(signals, previous, b, cfg, at, cause)
+    if row is None:
         return False
-    new_band = domain.band(b.score, cfg.health.bands)
-    uow.session.execute(insert(health_history).values(
-        customer_id=signals.customer_id, as_of=at, score=b.score, band=new_band, cause=cause,
-        recorded_at=at, **_breakdown_dict(b)))
-    change = domain.band_change(previous, b.score, cfg.health.bands)
-    if change is not None:
-        uow.emit("health.score_changed", signals.customer_id, {
-            "customer_id": signals.customer_id, "old_score": previous, "new_score": b.score,
-            "old_band": change.old_band, "new_band": change.new_band, "owner_id": signals.owner_id,
-            "team": signals.team, "as_of": at}, time=at)
+    uow.session.execute(insert(health_history), [row])
+    if payload is not None:
+        uow.emit("health.score_changed", signals.customer_id, payload, time=at)
     return True
 
 
@@ -289,36 +298,59 @@ def _alert_state(uow, customer_ids: list[str], resolved_since: datetime):
     return open_rules, resolved
 
 
-def _raise_alerts(uow, signals: domain.CustomerSignals, fired: list, at: datetime, score: int | None,
-                  trigger: str, cfg: domain.AlertsConfig, open_rules: set, resolved_at_by_rule: dict | None) -> list:
-    """Raise one alert per fired rule that has none open (and was not resolved within the cooldown).
-
-    The open_key unique constraint is the last word: if another transaction (a replica, the sweep) raised
-    the same alert first, our insert fails inside a savepoint and this rule is skipped."""
-    raised = []
+def _new_alerts(signals: domain.CustomerSignals, fired: list, at: datetime, score: int | None, trigger: str,
+                cfg: domain.AlertsConfig, open_rules: set, resolved_at_by_rule: dict | None) -> list[tuple]:
+    """(alert, fired rule, row) for each fired rule with no open alert (nor one resolved within the cooldown)."""
+    out = []
     for rule in domain.alerts_to_raise(fired, open_rules, resolved_at_by_rule=resolved_at_by_rule or None,
                                        as_of=at, cooldown=cfg.realert_cooldown):
         alert = domain.raise_alert(new_id("alr"), signals.customer_id, rule, at, owner_id=signals.owner_id,
                                    team=signals.team)
-        try:
-            with uow.session.begin_nested():
-                uow.session.execute(insert(alerts).values(
-                    alert_id=alert.alert_id, customer_id=alert.customer_id, rule=alert.rule, status=alert.status,
-                    open_key=f"{alert.customer_id}:{alert.rule}", signals=rule.signal_dicts(), health_score=score,
-                    owner_id=alert.owner_id, team=alert.team, trigger=trigger, raised_at=at, note="",
-                    updated_at=at))
-        except IntegrityError:
-            continue
-        commands = domain.commands_on_raise(alert, signals.lifecycle, cfg.recall_due_in)
+        row = {"alert_id": alert.alert_id, "customer_id": alert.customer_id, "rule": alert.rule,
+               "status": alert.status, "open_key": f"{alert.customer_id}:{alert.rule}", "signals": rule.signal_dicts(),
+               "health_score": score, "owner_id": alert.owner_id, "team": alert.team, "trigger": trigger,
+               "raised_at": at, "note": "", "updated_at": at}
+        out.append((alert, rule, row, signals.lifecycle))
+    return out
+
+
+def _insert_alerts(uow, candidates: list[tuple], cfg: domain.AlertsConfig) -> list[str]:
+    """Insert and announce (alert.raised) the candidate alerts; returns the ids raised.
+
+    The open_key unique constraint is the last word: if another transaction (a replica, the sweep) raised the
+    same alert first, the insert fails inside a savepoint and that alert is dropped; the rest go on."""
+    if not candidates:
+        return []
+    try:
+        with uow.session.begin_nested():
+            uow.session.execute(insert(alerts), [c[2] for c in candidates])
+        inserted = candidates
+    except IntegrityError:
+        inserted = []
+        for candidate in candidates:
+            try:
+                with uow.session.begin_nested():
+                    uow.session.execute(insert(alerts), [candidate[2]])
+                inserted.append(candidate)
+            except IntegrityError:
+                continue
+    for alert, rule, row, lifecycle in inserted:
+        commands = domain.commands_on_raise(alert, lifecycle, cfg.recall_due_in)
         recall = next(c for c in commands if isinstance(c, domain.RequestRecallTask))
         uow.emit("alert.raised", alert.customer_id, {
             "alert_id": alert.alert_id, "customer_id": alert.customer_id, "rule": alert.rule,
-            "owner_id": alert.owner_id, "team": alert.team, "signals": rule.signal_dicts(), "health_score": score,
-            "raised_at": at, "recall_due_at": recall.due_at, "recall_purpose": recall.purpose,
-            "flag_at_risk": any(isinstance(c, domain.FlagAtRisk) for c in commands), "trigger": trigger,
-        }, time=at)
-        raised.append(alert.alert_id)
-    return raised
+            "owner_id": alert.owner_id, "team": alert.team, "signals": row["signals"],
+            "health_score": row["health_score"], "raised_at": alert.raised_at, "recall_due_at": recall.due_at,
+            "recall_purpose": recall.purpose, "flag_at_risk": any(isinstance(c, domain.FlagAtRisk) for c in commands),
+            "trigger": row["trigger"]}, time=alert.raised_at)
+    return [c[0].alert_id for c in inserted]
+
+
+def _raise_alerts(uow, signals: domain.CustomerSignals, fired: list, at: datetime, score: int | None,
+                  trigger: str, cfg: domain.AlertsConfig, open_rules: set, resolved_at_by_rule: dict | None) -> list:
+    """Raise one alert per fired rule that has none open (and was not resolved within the cooldown)."""
+    return _insert_alerts(uow, _new_alerts(signals, fired, at, score, trigger, cfg, open_rules, resolved_at_by_rule),
+                          cfg)
 
 
 # ---------------------------------------------------------------- the sweep
@@ -338,29 +370,38 @@ def sweep_batch(uow, after_id: str | None, as_of: datetime, cfg: domain.AlertsCo
     if not rows:
         return None
     open_rules, resolved = _alert_state(uow, [r.customer_id for r in rows], as_of - cfg.realert_cooldown)
-    changed = []
+    changed, history, band_moves, candidates = [], [], [], []
     for row in rows:
         signals = domain.signals_from_dict(row.signals)
         breakdown = domain.health_breakdown(signals, as_of, cfg.health, cfg.rules)
         recorded = row.recorded_score
-        if _record_score(uow, signals, recorded, breakdown, cfg, as_of, cause="sweep"):
+        history_row, band_move = _score_change(signals, recorded, breakdown, cfg, as_of, cause="sweep")
+        if history_row is not None:
+            history.append(history_row)
             recorded = breakdown.score
-            stats["scores_changed"] = stats.get("scores_changed", 0) + 1
+            if band_move is not None:
+                band_moves.append(band_move)
         values = _score_values(breakdown, cfg, as_of)
         if (values["score"], values["breakdown"], recorded) != (row.score, row.breakdown, row.recorded_score) \
                 or utc(row.scored_at) != as_of:
             changed.append({"cid": row.customer_id, "recorded_score": recorded, **values})
         fired = domain.evaluate(signals, cfg.rules, as_of)
         if fired:
-            raised = _raise_alerts(uow, signals, fired, as_of, breakdown.score, "sweep", cfg,
-                                   open_rules.get(row.customer_id, set()), resolved.get(row.customer_id))
-            stats["alerts_raised"] = stats.get("alerts_raised", 0) + len(raised)
+            candidates += _new_alerts(signals, fired, as_of, breakdown.score, "sweep", cfg,
+                                      open_rules.get(row.customer_id, set()), resolved.get(row.customer_id))
+    if history:
+        uow.session.execute(insert(health_history), history)
+    for payload in band_moves:
+        uow.emit("health.score_changed", payload["customer_id"], payload, time=as_of)
+    raised = _insert_alerts(uow, candidates, cfg)
     if changed:
         uow.session.execute(
             update(customer_signals).where(customer_signals.c.customer_id == bindparam("cid"))
             .values(score=bindparam("score"), band=bindparam("band"), breakdown=bindparam("breakdown"),
                     scored_at=bindparam("scored_at"), recorded_score=bindparam("recorded_score")),
             changed)
+    stats["scores_changed"] = stats.get("scores_changed", 0) + len(history)
+    stats["alerts_raised"] = stats.get("alerts_raised", 0) + len(raised)
     stats["customers"] = stats.get("customers", 0) + len(rows)
     return rows[-1].customer_id
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, tuple_, update
 
 from crm_common.auth import Principal
 from crm_common.db import utc
@@ -515,7 +515,6 @@ def customer_history(uow, actor: Principal, customer_id: str) -> dict:
 
 # ---------------------------------------------------------------- listing
 
-NEVER = datetime(1970, 1, 1, tzinfo=timezone.utc)
 SORT_COLUMNS = {"created_at": customers.c.created_at, "company": customers.c.company_key,
                 "rolling_12m_total": customers.c.rolling_12m_total, "last_purchase_at": customers.c.last_purchase_at}
 
@@ -554,22 +553,22 @@ def list_customers(uow, actor: Principal, params: dict) -> dict:
     if not params.get("include_archived"):
         filters.append(customers.c.archived_at.is_(None))
     if "tag" in params:
-        filters.append(customers.c.id.in_(select(customer_tags.c.customer_id)
-                                          .where(customer_tags.c.tag == params["tag"].lower())))
+        filters.append(select(customer_tags.c.customer_id).where(
+            customer_tags.c.customer_id == customers.c.id, customer_tags.c.tag == params["tag"].lower()).exists())
     if "q" in params:
         needle = params["q"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         filters.append(customers.c.company_key.like(f"%{needle}%", escape="\\"))
     sort = params.get("sort", "created_at")
     descending = sort.startswith("-")
     column = SORT_COLUMNS[sort.lstrip("-")]
-    # never-purchased customers (NULL) sort as the oldest purchase
-    sort_expr = func.coalesce(column, NEVER) if column is customers.c.last_purchase_at else column
+    sort_expr = column
+    if column is customers.c.last_purchase_at:
+        filters.append(column.is_not(None))  # sorting by last purchase lists customers who bought
     if params.get("cursor"):
         value, last_id = _decode_cursor(params["cursor"], sort)
-        if descending:
-            filters.append(or_(sort_expr < value, and_(sort_expr == value, customers.c.id < last_id)))
-        else:
-            filters.append(or_(sort_expr > value, and_(sort_expr == value, customers.c.id > last_id)))
+        # a row-value comparison walks the (column, id) index directly
+        position, after = tuple_(sort_expr, customers.c.id), tuple_(literal(value), literal(last_id))
+        filters.append(position < after if descending else position > after)
     order = (sort_expr.desc(), customers.c.id.desc()) if descending else (sort_expr.asc(), customers.c.id.asc())
     limit = params.get("limit", 50)
     rows = uow.session.execute(select(customers, sort_expr.label("sort_value")).where(*filters)

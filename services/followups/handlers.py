@@ -12,6 +12,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
 
 from sqlalchemy import and_, func, insert, or_, select, update
 
@@ -86,11 +87,13 @@ def _rep(uow, rep_id: str | None):
 
 # ================================================================ read model: customers
 
-def _customer_row(uow, customer_id: str, lock: bool = True):
+def _customer_row(uow, customer_id: str, lock: bool = True) -> SimpleNamespace | None:
+    """The read-model row as an attribute namespace (kept in step by _set_customer without re-reading)."""
     query = select(customer_view).where(customer_view.c.customer_id == customer_id)
     if lock:
         query = query.with_for_update()
-    return uow.session.execute(query).first()
+    row = uow.session.execute(query).first()
+    return None if row is None else SimpleNamespace(**row._mapping)
 
 
 def _ensure_customer(uow, customer_id: str, now: datetime, owner_id=None, team=None):
@@ -102,17 +105,18 @@ def _ensure_customer(uow, customer_id: str, now: datetime, owner_id=None, team=N
             has_purchased=False, updated_at=now))
         row = _customer_row(uow, customer_id)
     elif row.owner_id is None and row.owner_as_of is None and owner_id is not None:
-        uow.session.execute(update(customer_view).where(customer_view.c.customer_id == customer_id)
-                            .values(owner_id=owner_id, team=team))
-        row = _customer_row(uow, customer_id)
+        row = _set_customer(uow, row, {"owner_id": owner_id, "team": team}, now)
     return row
 
 
-def _set_customer(uow, customer_id: str, values: dict, now: datetime):
+def _set_customer(uow, customer, values: dict, now: datetime):
+    """Write ``values`` to the customer's row and return the namespace updated alike."""
     if values:
-        uow.session.execute(update(customer_view).where(customer_view.c.customer_id == customer_id)
+        uow.session.execute(update(customer_view).where(customer_view.c.customer_id == customer.customer_id)
                             .values(**values, updated_at=now))
-    return _customer_row(uow, customer_id)
+        for key, value in values.items():
+            setattr(customer, key, value)
+    return customer
 
 
 def _dates_json(items) -> list[dict]:
@@ -145,7 +149,7 @@ def apply_snapshot(uow, data: dict, at: datetime, now: datetime, policy: Cadence
         values.update(pipeline_stage=data.get("pipeline_stage"), stage_as_of=at)
         if data.get("pipeline_stage") == "won" and row.won_at is None:
             values["won_at"] = at
-    row = _set_customer(uow, customer_id, values, now)
+    row = _set_customer(uow, row, values, now)
     if data.get("archived") and not row.archived:
         archive_customer(uow, customer_id, at, now)
         return
@@ -155,8 +159,7 @@ def apply_snapshot(uow, data: dict, at: datetime, now: datetime, policy: Cadence
 def archive_customer(uow, customer_id: str, archived_at: datetime, now: datetime, owner_id=None,
                      team=None) -> None:
     """An archived customer leaves cadences: every open task is skipped with the reason."""
-    _ensure_customer(uow, customer_id, now, owner_id, team)
-    _set_customer(uow, customer_id, {"archived": True}, now)
+    _set_customer(uow, _ensure_customer(uow, customer_id, now, owner_id, team), {"archived": True}, now)
     rows = uow.session.execute(select(tasks).where(tasks.c.customer_id == customer_id, tasks.c.status == "open")
                                .with_for_update()).all()
     for row in rows:
@@ -166,15 +169,14 @@ def archive_customer(uow, customer_id: str, archived_at: datetime, now: datetime
 def apply_tier(uow, data: dict, now: datetime, policy: CadencePolicy) -> None:
     row = _ensure_customer(uow, data["customer_id"], now, data.get("owner_id"), data.get("team"))
     if _newer(row.tier_as_of, data["as_of"]):
-        row = _set_customer(uow, row.customer_id, {"tier": data["new_tier"], "tier_as_of": data["as_of"]}, now)
+        row = _set_customer(uow, row, {"tier": data["new_tier"], "tier_as_of": data["as_of"]}, now)
     sync_cadence(uow, row, now, policy)
 
 
 def apply_lifecycle(uow, data: dict, now: datetime, policy: CadencePolicy) -> None:
     row = _ensure_customer(uow, data["customer_id"], now, data.get("owner_id"), data.get("team"))
     if _newer(row.lifecycle_as_of, data["as_of"]):
-        row = _set_customer(uow, row.customer_id,
-                            {"lifecycle": data["new_lifecycle"], "lifecycle_as_of": data["as_of"]}, now)
+        row = _set_customer(uow, row, {"lifecycle": data["new_lifecycle"], "lifecycle_as_of": data["as_of"]}, now)
     sync_cadence(uow, row, now, policy)
 
 
@@ -186,7 +188,7 @@ def apply_purchase(uow, data: dict, now: datetime) -> None:
         values["first_purchase_at"] = at
     if row.last_purchase_at is None or at > utc(row.last_purchase_at):
         values["last_purchase_at"] = at
-    _set_customer(uow, row.customer_id, values, now)
+    _set_customer(uow, row, values, now)
 
 
 def apply_stage(uow, data: dict, now: datetime, settings: FollowupsSettings) -> list[dict]:
@@ -198,7 +200,7 @@ def apply_stage(uow, data: dict, now: datetime, settings: FollowupsSettings) -> 
         values.update(pipeline_stage=data["new_stage"], stage_as_of=changed_at)
     if data["new_stage"] == "won" and (row.won_at is None or changed_at < utc(row.won_at)):
         values["won_at"] = changed_at
-    row = _set_customer(uow, row.customer_id, values, now)
+    row = _set_customer(uow, row, values, now)
     if row.archived or now - changed_at > settings.key_moment_max_age:
         return []  # imported history: that moment has long passed
     planned = domain.key_moment_tasks(
@@ -217,8 +219,8 @@ def apply_owner_change(uow, data: dict, at: datetime, now: datetime) -> None:
     """Ownership moved: the customer's open tasks held by the old owner (or unassigned) move too."""
     row = _ensure_customer(uow, data["customer_id"], now)
     if _newer(row.owner_as_of, at):
-        _set_customer(uow, row.customer_id, {"owner_id": data["new_owner_id"], "team": data.get("new_team"),
-                                             "owner_as_of": at}, now)
+        _set_customer(uow, row, {"owner_id": data["new_owner_id"], "team": data.get("new_team"),
+                                 "owner_as_of": at}, now)
     open_rows = uow.session.execute(select(tasks).where(tasks.c.customer_id == row.customer_id,
                                                         tasks.c.status == "open").with_for_update()).all()
     by_id = {r.id: r for r in open_rows}
@@ -396,11 +398,16 @@ def _cadence_purpose(policy: CadencePolicy, tier: str, lifecycle: str, kind: str
     return f"{kind.replace('_', ' ')}: touch every {days} days (tier {tier}, {lifecycle})"
 
 
-def sync_cadence(uow, customer, now: datetime, policy: CadencePolicy, last_touch_at: datetime | None = None):
-    """Bring the customer's one open cadence task in line with its class and last touch."""
+NOT_LOADED = object()
+
+
+def sync_cadence(uow, customer, now: datetime, policy: CadencePolicy, last_touch_at: datetime | None = None,
+                 open_task=NOT_LOADED) -> dict | None:
+    """Bring the customer's one open cadence task in line with its class and last touch; returns it."""
     if customer is None or customer.tier is None or customer.lifecycle is None or customer.archived:
         return None
-    open_task = _open_cadence_task(uow, customer.customer_id)
+    if open_task is NOT_LOADED:
+        open_task = _open_cadence_task(uow, customer.customer_id)
     if last_touch_at is None:
         last_touch_at = utc(customer.last_touch_at) or utc(customer.created_at) or now
     decision = domain.reconcile_cadence(policy, _domain_task_from_dict(open_task) if open_task else None,
@@ -411,12 +418,15 @@ def sync_cadence(uow, customer, now: datetime, policy: CadencePolicy, last_touch
                            "cadence", decision.due_at, now, anchor_at=last_touch_at)
     if decision.action == "reschedule":
         _reschedule(uow, open_task, decision.due_at, decision.kind, decision.reason, now)
+        purpose = _cadence_purpose(policy, customer.tier, customer.lifecycle, decision.kind)
         if decision.kind != open_task["kind"]:
-            uow.session.execute(update(tasks).where(tasks.c.id == open_task["id"]).values(
-                purpose=_cadence_purpose(policy, customer.tier, customer.lifecycle, decision.kind)))
-    elif decision.action == "cancel":
+            uow.session.execute(update(tasks).where(tasks.c.id == open_task["id"]).values(purpose=purpose))
+        return {**open_task, "due_at": _u(decision.due_at), "kind": decision.kind, "reminder_state": "none",
+                "purpose": purpose if decision.kind != open_task["kind"] else open_task["purpose"]}
+    if decision.action == "cancel":
         _skip(uow, open_task, decision.reason, now)
-    return None
+        return None
+    return open_task
 
 
 def reconcile_cadence_batch(uow, after_id: str | None, now: datetime, policy: CadencePolicy,
@@ -561,34 +571,36 @@ def log_interaction(uow, actor: Principal, data: dict, now: datetime, settings: 
     if domain.is_productive(data["outcome"]) and (customer.last_productive_touch_at is None
                                                   or occurred_at > utc(customer.last_productive_touch_at)):
         values["last_productive_touch_at"] = occurred_at
-    customer = _set_customer(uow, customer_id, values, now)
+    customer = _set_customer(uow, customer, values, now)
 
     # a productive touch settles an open needs-analysis follow-up
-    for row in uow.session.execute(select(tasks).where(
-            tasks.c.customer_id == customer_id, tasks.c.status == "open", tasks.c.reason == "key_moment",
-            tasks.c.kind == "follow_up").with_for_update()).all():
-        if row.id in completed:
-            continue
-        if domain.settles_key_moment_follow_up(_domain_task(row), data["outcome"], occurred_at,
-                                               since=utc(row.anchor_at) or utc(row.created_at)):
-            _complete(uow, dict(row._mapping), interaction_id, occurred_at, customer_id=customer_id)
-            completed.append(row.id)
+    if domain.is_productive(data["outcome"]):
+        for row in uow.session.execute(select(tasks).where(
+                tasks.c.customer_id == customer_id, tasks.c.status == "open", tasks.c.reason == "key_moment",
+                tasks.c.kind == "follow_up").with_for_update()).all():
+            if row.id in completed:
+                continue
+            if domain.settles_key_moment_follow_up(_domain_task(row), data["outcome"], occurred_at,
+                                                   since=utc(row.anchor_at) or utc(row.created_at)):
+                _complete(uow, dict(row._mapping), interaction_id, occurred_at, customer_id=customer_id)
+                completed.append(row.id)
 
     next_task = None
-    if newest and not customer.archived:
-        open_task = _open_cadence_task(uow, customer_id)
-        if open_task and open_task["id"] not in completed and occurred_at >= utc(open_task["created_at"]):
-            _complete(uow, open_task, interaction_id, occurred_at, customer_id=customer_id)
-            completed.append(open_task["id"])
-        sync_cadence(uow, customer, now, policy)
     if not customer.archived:
         open_task = _open_cadence_task(uow, customer_id)
+        if newest:
+            if open_task and open_task["id"] not in completed and occurred_at >= utc(open_task["created_at"]):
+                _complete(uow, open_task, interaction_id, occurred_at, customer_id=customer_id)
+                completed.append(open_task["id"])
+                open_task = None
+            open_task = sync_cadence(uow, customer, now, policy, open_task=open_task)
+        elif open_task and open_task["id"] in completed:
+            open_task = None
         next_task = task_view(open_task) if open_task else None
     uow.audit(actor, "interaction.logged", "customer", customer_id,
               {"interaction_id": interaction_id, "kind": data["kind"], "outcome": data["outcome"],
                "completed_tasks": completed})
-    row = uow.session.execute(select(interactions).where(interactions.c.id == interaction_id)).first()
-    return {**_interaction_view(row), "completed_task_ids": completed, "next_cadence_task": next_task}
+    return {**_interaction_view(record), "completed_task_ids": completed, "next_cadence_task": next_task}
 
 
 def customer_timeline(uow, actor: Principal, customer_id: str, limit: int, now: datetime, fetch_brief,

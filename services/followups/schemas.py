@@ -87,7 +87,7 @@ class MissedQuery(Strict):
     team = fields.String(validate=validate.Length(min=1, max=64))
 
     @validates_schema
-    def ordered(self, data, **kwargs):
+    def end_after_start(self, data, **kwargs):
         if "period_start" in data and "period_end" in data and data["period_end"] <= data["period_start"]:
             raise ValidationError("must be after period_start", field_name="period_end")
 

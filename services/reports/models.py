@@ -1,7 +1,97 @@
-"""Tables of the reports service (its own database; nobody else reads them)."""
-from sqlalchemy import MetaData
+"""Tables of the reports service (its own database; nobody else reads them).
+
+Read models built from events only (docs/reports.md):
+
+- ``counters``: the maintained aggregates every figure is read from, one row per
+  (slice, period bucket, metric); see docs/reports-definitions.md for the keys.
+- ``customer_state``: one row per customer known from events, its current
+  dimensions; the row every event about the customer locks while it is applied.
+- ``customer_changes``: the customer's timeline of attribute changes, each with
+  the state pair it was counted as.
+- ``customer_records``: every counted fact (purchase, interaction, task outcome,
+  stage move, alert event) with the context it was counted under.
+- ``rep_directory``: reps from rep.registered / rep.updated (who is in which team).
+- ``dimension_values``: every team, rep and industry value met, for breakdowns.
+"""
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, Date, DateTime, Index, Integer, MetaData, SmallInteger, String, Table,
+)
 
 from crm_common.db import add_infrastructure_tables
 
 metadata = MetaData()
 infrastructure = add_infrastructure_tables(metadata)
+
+Timestamp = DateTime(timezone=True)
+
+counters = Table(
+    "counters", metadata,
+    # slice first: a dashboard reads every metric of a few (slice, bucket) pairs with one range scan,
+    # and a stock a range of buckets of one slice
+    Column("dimension", String(40), primary_key=True),
+    Column("dimension_value", String(300), primary_key=True),
+    Column("period_kind", String(8), primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    # integers only: revenue is kept in cents (hundredths of the base currency)
+    Column("value", BigInteger, nullable=False),
+)
+
+customer_state = Table(
+    "customer_state", metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("known", Boolean, nullable=False, default=False),  # customer.created applied
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("team", String(64), nullable=True),
+    Column("owner_id", String(64), nullable=True),
+    Column("tier", String(8), nullable=True),
+    Column("lifecycle", String(16), nullable=True),
+    Column("industry", String(100), nullable=True),
+    Column("health_score", Integer, nullable=True),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+customer_changes = Table(
+    "customer_changes", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("rank", SmallInteger, nullable=False),
+    Column("sets", JSON, nullable=False),
+    Column("applied", JSON, nullable=True),
+)
+Index("ix_customer_changes_customer_at", customer_changes.c.customer_id, customer_changes.c.at)
+
+customer_records = Table(
+    "customer_records", metadata,
+    Column("record_id", String(80), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", Timestamp, nullable=True),  # null: an alert event whose raise is not known yet
+    Column("entity_id", String(64), nullable=True),
+    Column("data", JSON, nullable=False),
+    Column("applied", JSON, nullable=True),
+)
+Index("ix_customer_records_customer_at", customer_records.c.customer_id, customer_records.c.at)
+Index("ix_customer_records_customer_kind_entity", customer_records.c.customer_id, customer_records.c.kind,
+      customer_records.c.entity_id)
+
+rep_directory = Table(
+    "rep_directory", metadata,
+    Column("rep_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=True),
+    Column("team", String(64), nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("updated_at", Timestamp, nullable=False),
+)
+Index("ix_rep_directory_team", rep_directory.c.team, rep_directory.c.rep_id)
+
+dimension_values = Table(
+    "dimension_values", metadata,
+    Column("dimension", String(16), primary_key=True),
+    Column("value", String(100), primary_key=True),
+)
+
+READ_MODELS = (counters, customer_state, customer_changes, customer_records, rep_directory, dimension_values)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from functools import lru_cache
 
 TIERS = ("A", "B", "C")
 
@@ -21,6 +22,7 @@ def require_aware(moment: datetime, name: str = "as_of") -> datetime:
     return moment
 
 
+@lru_cache(maxsize=1 << 16)  # pure and hot: the sweep asks for the same few dates over and over
 def utc_day(moment: datetime) -> date:
     """Calendar day in UTC: every rule counts whole days so that any hour of one day gives the same answer."""
     return require_aware(moment, "datetime").astimezone(timezone.utc).date()

@@ -1,9 +1,11 @@
-"""Pure core of the reports service: periods, facts -> counters, figures, access, CSV.
+"""Pure core of the reports service: periods, facts -> counters, customer books, figures, tables, access, CSV.
 
-No nameko, HTTP or SQL here. The service turns events into facts (adding the
-customer's dimensions from its own state rows), applies ``counter_updates`` once
-per event id, and answers queries with the figure functions over a
-``CounterSource`` backed by its counter table.
+No nameko, HTTP or SQL here. The service keeps one book per customer (book.py:
+its timeline of attribute changes and its fact records, whatever order events
+arrive in), turns them into facts with the customer's dimensions as they were,
+applies the counter deltas ``reconcile`` derives (once per event id), and answers
+queries with the figure functions and tables over a ``CounterSource`` backed by
+its counter table.
 """
 from .access import ReportAccessDenied, check_access, default_slice, scope_for
 from .counters import (
@@ -24,3 +26,9 @@ from .periods import (
     PERIOD_KINDS, InvalidPeriod, Period, PeriodKind, format_period, parse_period, period_end, period_start,
     periods_between, stock_plan, utc_date,
 )
+from .book import (
+    CONSUMED_EVENTS, CUSTOMER_EVENTS, DIRECTORY_EVENTS, DISTINCT_KINDS, Change, Knowledge, Outcome, Record, Timeline,
+    items_from_event, reconcile,
+)
+from .tables import TABLE_NAMES, TABLES, FigureTable
+from .settings import ReportSettings

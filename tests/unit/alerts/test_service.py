@@ -348,6 +348,7 @@ def raise_silence(service, store, cid="c"):
 
 def test_acknowledge_then_resolve_recovered(service, store, clock):
     alert_id = raise_silence(service, store)
+    deliver(service, lifecycle_changed("c", "active", "at_risk"))     # customers flags it on alert.raised
     clock.advance(hours=2)
     body = service.acknowledge(request(REP_N1, "POST", {"note": "calling them"}), alert_id)
     assert (body["status"], body["acknowledged_by"], body["note"]) == ("acknowledged", "rep-n1", "calling them")
@@ -370,6 +371,7 @@ def test_acknowledge_then_resolve_recovered(service, store, clock):
 def test_resolving_one_of_two_open_alerts_does_not_clear_at_risk(service, store):
     deliver(service, created("c"), *[purchase("c", d) for d in (160, 130, 100, 54)], interaction("c", 40))
     sweep(service)
+    deliver(service, lifecycle_changed("c", "active", "at_risk"))
     first, second = open_alerts(store, "c")
     service.resolve(request(ADMIN, "POST", {"outcome": "recovered"}), first.alert_id)
     assert store.events("alert.resolved")[-1].data["clears_at_risk"] is False
@@ -473,7 +475,7 @@ def test_health_view_scope_and_as_of(service, store):
     deliver(service, *regular_history("c"))
     sweep(service)
     body = service.customer_health(request(MGR_NORTH, query={"as_of": ago(200).isoformat()}), "c")
-    assert body["as_of"] == ago(200) and body["signals"]["days_since_last_purchase"] == 10
+    assert body["as_of"] == ago(200) and body["signals"]["days_since_last_purchase"] == 20
     assert set(body["breakdown"]) == {"recency", "frequency", "monetary", "engagement"}
     assert body["weights"] == {"recency": 30, "frequency": 20, "monetary": 20, "engagement": 30}
     for outsider in (REP_S1, Principal("mgr-south", "manager", "south")):
@@ -642,3 +644,19 @@ def test_the_daily_sweep_runs_once_per_day(service, store, clock):
     assert alert_rules(store, "c") == ["silence"]
     with store.session_factory() as session:
         assert session.execute(select(func.count()).select_from(models.alerts)).scalar() == 1
+
+
+def test_a_racing_raise_of_the_same_alert_is_skipped_and_the_transaction_goes_on(service, store):
+    """As if another replica raised it between our read of the open alerts and our insert."""
+    alert_id = raise_silence(service, store)
+    from services.alerts.domain import AlertsConfig, FiredRule, Signal, signals_from_dict
+    with store() as uow:
+        row = uow.session.execute(select(models.customer_signals)).first()
+        fired = [FiredRule("silence", (Signal("days_since_contact", 35, 30),)),
+                 FiredRule("no_repurchase", (Signal("days_since_purchase", 99, 45),))]
+        raised = handlers._raise_alerts(uow, signals_from_dict(row.signals), fired, NOW, 50, "test", AlertsConfig(),
+                                        open_rules=set(), resolved_at_by_rule=None)
+        uow.commit()
+    assert len(raised) == 1 and raised[0] != alert_id
+    assert alert_rules(store, "c") == ["no_repurchase", "silence"]
+    assert len(store.events("alert.raised")) == 2

@@ -1,0 +1,214 @@
+"""Alerts benchmark: the full sweep over N customers, and the per-event update rate.
+
+    python bench/bench_alerts.py                       # 1,000,000 customers, SQLite in a temp dir
+    python bench/bench_alerts.py --customers 100000    # smaller
+    python bench/bench_alerts.py --url postgresql://crm:crm@localhost/alerts_bench   # an empty database
+
+It prints (does not assert) figures:
+
+* load: N customers' read models written straight into customer_signals (synthetic 18-month histories:
+  regulars, slowing, dormant, lost, prospects; contacts, unanswered streaks, complaints, scores);
+* sweep 1 (first ever): every customer scored for the first time (a history row and a health.score_changed
+  each) and every rule evaluated, alerts raised — through the service's own sweep code path (batches of
+  ALERTS_SWEEP_BATCH_SIZE, one transaction each);
+* sweep 2 (the next day, steady state): rescoring everyone, raising only what is new;
+* events: interaction.logged / purchase.recorded / task.missed envelopes, live and backfilled, applied through
+  the subscriber methods exactly as the bus delivers them (envelope validation, claim, SELECT ... FOR UPDATE,
+  fold, rescore, rule evaluation, outbox), one transaction each.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()  # noqa: E402 - as in every process running nameko code
+
+from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy.orm import sessionmaker  # noqa: E402
+
+import crm_common.contracts  # noqa: E402,F401
+from crm_common.clock import FixedClock  # noqa: E402
+from crm_common.db import UnitOfWork, make_engine  # noqa: E402
+from crm_common.events import from_envelope, make_event, to_envelope  # noqa: E402
+from crm_common.migrations import upgrade  # noqa: E402
+from services.alerts import models  # noqa: E402
+from services.alerts.domain import AlertsSettings  # noqa: E402
+
+NOW = datetime(2026, 6, 30, 6, tzinfo=timezone.utc)
+TEAMS = ("north", "south", "east", "west")
+
+
+class BenchStore:
+    """The Store dependency without the relay: units of work on the bench database."""
+
+    def __init__(self, url: str):
+        self.engine = make_engine(url, pool_size=2)
+        self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, models.infrastructure, "alerts")
+
+
+def synthetic_signals(rng: random.Random, index: int) -> dict:
+    cid = f"cus_{index:09d}"
+    team = TEAMS[index % len(TEAMS)]
+    created = NOW - timedelta(days=rng.randint(400, 560))
+    profile = rng.choices(("prospect", "regular", "slowing", "dormant", "lost"), (15, 50, 15, 12, 8))[0]
+    purchases = []
+    if profile != "prospect":
+        cycle = rng.randint(20, 80)
+        stop = {"regular": 0, "slowing": rng.randint(150, 250), "dormant": rng.randint(300, 450),
+                "lost": rng.randint(480, 520)}[profile]
+        day = created + timedelta(days=rng.randint(10, 40))
+        while day <= NOW - timedelta(days=stop) and len(purchases) < 40:
+            purchases.append([f"p{index}-{len(purchases)}", day.isoformat(), f"{rng.uniform(500, 20000):.2f}"])
+            day += timedelta(days=max(5, int(rng.gauss(cycle, cycle / 4))))
+    last_contact = NOW - timedelta(days=rng.choices((2, 5, 9, 14, 19, 25, 35, 60, 120),
+                                                    (15, 20, 20, 15, 10, 8, 5, 4, 3))[0])
+    unanswered = [[f"u{index}-{k}", (last_contact + timedelta(days=k + 1)).isoformat()]
+                  for k in range(rng.choices((0, 1, 2, 3), (80, 10, 6, 4))[0])]
+    complaints = {f"k{index}": (NOW - timedelta(days=rng.randint(1, 20))).isoformat()} if rng.random() < 0.03 else {}
+    satisfaction = [[f"s{index}-{k}", (NOW - timedelta(days=90 - 14 * k)).isoformat(),
+                     rng.choices((1, 2, 3, 4, 5), (3, 5, 15, 40, 37))[0]]
+                    for k in range(rng.choice((0, 1, 3, 6)))]
+    tier = rng.choices(("A", "B", "C"), (10, 30, 60))[0] if purchases else "C"
+    lifecycle = {"prospect": "potential", "regular": "active", "slowing": "at_risk", "dormant": "dormant",
+                 "lost": "churned"}[profile]
+    signals = {
+        "customer_id": cid, "tier": tier, "lifecycle": lifecycle, "owner_id": f"rep-{team}-{index % 5 + 1}",
+        "team": team, "archived": False, "created_at": created.isoformat(), "last_contact_at": last_contact.isoformat(),
+        "purchases": purchases, "unanswered": unanswered, "open_complaints": complaints,
+        "resolved_complaint_ids": [], "satisfaction": satisfaction, "missed_tasks": {},
+    }
+    return {"customer_id": cid, "signals": signals, "profile_versions": {}, "known": True, "owner_id":
+            signals["owner_id"], "team": team, "tier": tier, "lifecycle": lifecycle, "archived": False,
+            "updated_at": NOW}
+
+
+def load(store: BenchStore, customers: int, seed: int) -> float:
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    chunk = 5000
+    for start in range(0, customers, chunk):
+        rows = [synthetic_signals(rng, i) for i in range(start, min(customers, start + chunk))]
+        with store() as uow:
+            uow.session.execute(insert(models.customer_signals), rows)
+            uow.commit()
+        if (start // chunk) % 40 == 39:
+            print(f"    {start + chunk:>9,} loaded ({time.perf_counter() - started:.0f}s)", flush=True)
+    return time.perf_counter() - started
+
+
+def make_service(store: BenchStore, clock: FixedClock, batch_size: int):
+    from nameko.testing.services import worker_factory
+
+    from services.alerts.service import AlertsService
+    return worker_factory(AlertsService, store=store, clock=clock,
+                          settings=AlertsSettings(sweep_batch_size=batch_size))
+
+
+def count(store: BenchStore, table) -> int:
+    with store.session_factory() as session:
+        return session.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def envelopes(customers: int, events: int, seed: int, now: datetime) -> list[dict]:
+    """A realistic mix: live touches (reached / unanswered / complaint / rated), live purchases, missed tasks,
+    and backfilled interactions, spread over random customers."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(events):
+        cid = f"cus_{rng.randrange(customers):09d}"
+        roll = rng.random()
+        if roll < 0.55:
+            live = roll < 0.45
+            at = now - (timedelta(minutes=rng.randint(1, 600)) if live else timedelta(days=rng.randint(5, 400)))
+            evt = make_event("interaction.logged", cid, {
+                "interaction_id": f"bench-i{n}", "customer_id": cid, "rep_id": "rep-north-1", "kind": "call",
+                "phase": "post_sale", "occurred_at": at, "outcome": rng.choice(("reached", "no_answer", "positive",
+                                                                                 "declined", "neutral")),
+                "satisfaction": rng.choice((None, None, 2, 4, 5))}, source="crm/followups", time=at)
+        elif roll < 0.85:
+            at = now - timedelta(minutes=rng.randint(1, 600))
+            evt = make_event("purchase.recorded", cid, {
+                "customer_id": cid, "purchase_id": f"bench-p{n}", "amount": "1200.00", "currency": "USD",
+                "amount_base": "1200.00", "base_currency": "USD", "purchased_at": at}, source="crm/customers", time=at)
+        else:
+            at = now - timedelta(minutes=rng.randint(1, 600))
+            evt = make_event("task.missed", cid, {
+                "task_id": f"bench-t{n}", "customer_id": cid, "kind": "follow_up", "due_at": at - timedelta(days=3),
+                "missed_at": at}, source="crm/followups", time=at)
+        out.append(json.loads(json.dumps(to_envelope(evt))))
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=20_000, help="events for the per-event rate")
+    parser.add_argument("--batch-size", type=int, default=1000, help="customers per sweep transaction")
+    parser.add_argument("--url", help="an empty database (default: SQLite in a temp dir)")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args(argv)
+
+    tmp = None
+    url = args.url
+    if not url:
+        tmp = tempfile.mkdtemp(prefix="bench-alerts-")
+        url = f"sqlite:///{tmp}/alerts.db"
+    upgrade("alerts", url)
+    store = BenchStore(url)
+    backend = store.engine.dialect.name
+    print(f"alerts bench: {args.customers:,} customers on {backend} ({url if args.url else tmp})")
+
+    seconds = load(store, args.customers, args.seed)
+    print(f"  load            {args.customers:>10,} read models in {seconds:8.1f}s")
+
+    clock = FixedClock(NOW)
+    service = make_service(store, clock, args.batch_size)
+    for label in ("sweep 1 (first)", "sweep 2 (next day)"):
+        outbox_before = count(store, models.infrastructure["outbox"])
+        started = time.perf_counter()
+        result = service.sweep(clock.now())
+        seconds = time.perf_counter() - started
+        events = count(store, models.infrastructure["outbox"]) - outbox_before
+        print(f"  {label:<18}{result['customers']:>7,} customers in {seconds:8.1f}s = "
+              f"{result['customers'] / seconds:>8,.0f} customers/s; {result['alerts_raised']:,} alerts raised, "
+              f"{result['scores_changed']:,} scores changed, {events:,} events emitted", flush=True)
+        clock.advance(days=1)
+
+    bodies = envelopes(args.customers, args.events, args.seed, clock.now())
+    handlers_by_name = {"interaction.logged": service.on_interaction_logged,
+                        "purchase.recorded": service.on_purchase_recorded, "task.missed": service.on_task_missed}
+    raised_before = count(store, models.alerts)
+    started = time.perf_counter()
+    for body in bodies:
+        event = from_envelope(body)                  # what the subscriber does with every message
+        handlers_by_name[event.name](event)
+    seconds = time.perf_counter() - started
+    print(f"  events          {len(bodies):>10,} applied in {seconds:8.1f}s = {len(bodies) / seconds:>8,.0f} events/s "
+          f"({seconds / len(bodies) * 1000:.2f} ms each, one transaction per event); "
+          f"{count(store, models.alerts) - raised_before:,} alerts raised by them")
+    started = time.perf_counter()
+    for body in bodies[: min(len(bodies), 5000)]:
+        event = from_envelope(body)
+        handlers_by_name[event.name](event)        # redelivery: claimed already, nothing changes
+    seconds = time.perf_counter() - started
+    print(f"  redelivered     {min(len(bodies), 5000):>10,} duplicates skipped at {min(len(bodies), 5000) / seconds:,.0f} "
+          f"events/s")
+    print(f"  totals: {count(store, models.alerts):,} alerts, {count(store, models.health_history):,} "
+          f"score history rows, {count(store, models.infrastructure['outbox']):,} outbox events")
+
+
+if __name__ == "__main__":
+    main()

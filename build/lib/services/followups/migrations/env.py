@@ -1,6 +1,0 @@
-from alembic import context
-
-from crm_common.migrations import run_env
-from services.followups.models import metadata
-
-run_env(context, metadata)

@@ -1,0 +1,401 @@
+"""One customer's book: what the reports service knows about a customer, and the counters it moves.
+
+Events about a customer arrive in any order: every event type has its own queue,
+replicas consume side by side, and a rebuild replays three producers at once. So
+the service does not fold events into counters blindly as they come; it keeps,
+per customer,
+
+* the **timeline** of attribute changes (created, updated, tier / lifecycle /
+  owner changed, health score, archived), ordered by when they happened
+  ``(at, rank, event id)`` - not by when they arrived;
+* every **record** of a fact (purchase, interaction, task outcome, stage move,
+  alert event) with the **context** it was counted under: the customer's
+  dimensions at the fact's time, plus the bit of history a figure needs (is a
+  purchase a repeat? when did the prospect last enter first_contact? when was
+  the alert raised?).
+
+The counters a customer contributes are a pure function of its book. When an
+event arrives only what is dated at or after it can change, so ``reconcile``
+recomputes the contexts from that time on and emits the difference: the new
+contribution minus the old one. An event that arrives in time order (the normal
+case) only adds its own deltas; one that arrives late (a change dated before
+facts already counted) moves those facts to the slices they belong to. Live
+processing, redelivery and any replay order therefore end with the same counters.
+
+Distinct counts ("customers that bought in July") need no marker table: a
+customer's contribution to a distinct counter is 1 when at least one of its own
+items maps to that counter key, and the items that can share a key lie in the
+same quarter or ISO week, which ``reconcile`` reads back to decide.
+
+Nothing here touches a database; the service loads and stores books.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Callable, Iterable
+
+from .counters import (
+    NONE_VALUE, AlertEvent, AlertFact, CounterDelta, CounterKey, CustomerChangeFact, CustomerState, Dims,
+    InteractionFact, Number, PurchaseFact, StageChangeFact, TaskEvent, TaskFact, counter_updates,
+)
+
+UTC = timezone.utc
+
+# the attributes a timeline folds; "rep" is the owner
+ATTRIBUTES = ("team", "rep", "tier", "lifecycle", "industry", "score")
+DIM_ATTRIBUTES = ("team", "rep", "tier", "lifecycle", "industry")
+EXISTS, ARCHIVED = "exists", "archived"
+RANK_CREATED, RANK_CHANGE, RANK_ARCHIVED = 0, 1, 2  # order of changes at the same instant
+
+PURCHASE, INTERACTION, TASK, STAGE, ALERT = "purchase", "interaction", "task", "stage", "alert"
+RECORD_KINDS = (PURCHASE, INTERACTION, TASK, STAGE, ALERT)
+# records whose deltas include distinct counts (interactions only add)
+DISTINCT_KINDS = (PURCHASE, TASK, STAGE, ALERT)
+
+# events that only need to be acknowledged: they move no counter
+IGNORED_EVENTS = ("task.scheduled", "task.due", "task.rescheduled", "task.reassigned")
+CUSTOMER_EVENTS = (
+    "customer.created", "customer.updated", "customer.archived", "purchase.recorded", "customer.tier_changed",
+    "customer.lifecycle_changed", "customer.stage_changed", "customer.owner_changed",
+    "interaction.logged", "task.scheduled", "task.due", "task.overdue", "task.completed", "task.skipped",
+    "task.missed", "task.rescheduled", "task.reassigned",
+    "alert.raised", "alert.acknowledged", "alert.escalated", "alert.resolved", "health.score_changed",
+)
+DIRECTORY_EVENTS = ("rep.registered", "rep.updated")
+CONSUMED_EVENTS = CUSTOMER_EVENTS + DIRECTORY_EVENTS
+
+# customer.updated snapshot fields that are dimensions (owner and team move through owner_changed)
+_UPDATED_FIELDS = {"industry": "industry", "team": "team", "owner_id": "rep", "tier": "tier", "lifecycle": "lifecycle"}
+
+
+def to_utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else to_utc(moment).isoformat()
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return None if text is None else to_utc(datetime.fromisoformat(text))
+
+
+@dataclass
+class Change:
+    """One attribute change on the customer's timeline; ``applied`` is the state pair it was counted as."""
+    id: str
+    at: datetime
+    rank: int
+    sets: dict
+    applied: dict | None = None
+
+    @property
+    def order(self) -> tuple:
+        return (self.at, self.rank, self.id)
+
+
+@dataclass
+class Record:
+    """One fact about the customer; ``applied`` is the context it was counted under (None: not yet)."""
+    id: str
+    kind: str
+    at: datetime | None  # the fact's time: the customer's dims are read, and it is bucketed, there
+    entity: str | None   # purchase, interaction, task or alert id
+    data: dict
+    applied: dict | None = None
+
+    @property
+    def order(self) -> tuple:
+        return (self.at, self.id)
+
+
+# ---------------------------------------------------------------- events -> book items
+
+def items_from_event(name: str, event_id: str, event_time: datetime, data: dict) -> tuple[list[Change], list[Record]]:
+    """The timeline changes and fact records one event adds to its customer's book."""
+    event_time = to_utc(event_time)
+    if name == "customer.created":
+        sets = {EXISTS: True, "team": data.get("team"), "rep": data.get("owner_id"), "tier": data["tier"],
+                "lifecycle": data["lifecycle"], "industry": data.get("industry")}
+        created_at = to_utc(data["created_at"])
+        records = []
+        if data.get("pipeline_stage"):  # being created in a stage is entering it
+            records.append(Record(f"{event_id}:stage", STAGE, created_at, None,
+                                  {"old_stage": None, "new_stage": data["pipeline_stage"]}))
+        return [Change(event_id, created_at, RANK_CREATED, sets)], records
+    if name == "customer.updated":
+        sets = {attr: data.get(key) for key, attr in _UPDATED_FIELDS.items() if key in data.get("changed_fields", ())}
+        return ([Change(event_id, event_time, RANK_CHANGE, sets)] if sets else []), []
+    if name == "customer.archived":
+        return [Change(event_id, to_utc(data["archived_at"]), RANK_ARCHIVED, {ARCHIVED: True})], []
+    if name == "customer.tier_changed":
+        return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"tier": data["new_tier"]})], []
+    if name == "customer.lifecycle_changed":
+        return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"lifecycle": data["new_lifecycle"]})], []
+    if name == "customer.owner_changed":
+        return [Change(event_id, event_time, RANK_CHANGE, {"rep": data["new_owner_id"], "team": data.get("new_team")})], []
+    if name == "health.score_changed":
+        return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"score": data["new_score"]})], []
+    if name == "purchase.recorded":
+        return [], [Record(event_id, PURCHASE, to_utc(data["purchased_at"]), data["purchase_id"],
+                           {"amount_base": str(Decimal(data["amount_base"]))})]
+    if name == "interaction.logged":
+        return [], [Record(event_id, INTERACTION, to_utc(data["occurred_at"]), data["interaction_id"], {
+            "rep": data["rep_id"], "team": data.get("team"), "kind": data["kind"], "phase": data["phase"],
+            "satisfaction": data.get("satisfaction")})]
+    if name in ("task.overdue", "task.completed", "task.skipped", "task.missed"):
+        return [], [Record(event_id, TASK, to_utc(data["due_at"]), data["task_id"], {
+            "event": name.split(".", 1)[1], "assignee": data.get("assignee_id"), "team": data.get("team"),
+            "on_time": bool(data.get("on_time", False))})]
+    if name == "customer.stage_changed":
+        return [], [Record(event_id, STAGE, to_utc(data["changed_at"]), None,
+                           {"old_stage": data.get("old_stage"), "new_stage": data["new_stage"]})]
+    if name.startswith("alert."):
+        event = name.split(".", 1)[1]
+        happened = {"raised": "raised_at", "acknowledged": "acknowledged_at", "escalated": "escalated_at",
+                    "resolved": "resolved_at"}[event]
+        raised_at = to_utc(data.get("raised_at"))  # raised and resolved carry it
+        return [], [Record(event_id, ALERT, raised_at, data["alert_id"], {
+            "event": event, "happened_at": iso(data[happened]), "raised_at": iso(raised_at),
+            "outcome": data.get("outcome")})]
+    if name in IGNORED_EVENTS:
+        return [], []
+    raise ValueError(f"the reports service does not consume {name}")
+
+
+# ---------------------------------------------------------------- the timeline
+
+class Timeline:
+    """The customer's changes folded in time order: the state after each, and at any moment."""
+
+    def __init__(self, changes: Iterable[Change]):
+        self.changes = sorted(changes, key=lambda c: c.order)
+        self._times = [c.at for c in self.changes]
+        self._after: list[dict] = []
+        self._counted: list[dict] = []
+        attrs: dict = dict.fromkeys(ATTRIBUTES)
+        exists = archived = False
+        for change in self.changes:
+            before = dict(attrs) if exists and not archived else None
+            for key, value in change.sets.items():
+                if key == EXISTS:
+                    exists = True
+                elif key == ARCHIVED:
+                    archived = bool(value)
+                else:
+                    attrs[key] = value
+            self._after.append(dict(attrs))
+            # a customer is in the stocks from its creation until archived
+            self._counted.append({"before": before, "after": dict(attrs) if exists and not archived else None})
+        self.current, self.exists, self.archived = attrs, exists, archived
+
+    def counted(self, index: int) -> dict:
+        return self._counted[index]
+
+    def attrs_at(self, moment: datetime) -> dict:
+        """Attributes after every change dated at or before `moment`; never-set ones are None."""
+        index = bisect.bisect_right(self._times, moment)
+        return dict(self._after[index - 1]) if index else dict.fromkeys(ATTRIBUTES)
+
+
+def _state(counted: dict | None) -> CustomerState | None:
+    if counted is None:
+        return None
+    return CustomerState(Dims(**{k: counted.get(k) for k in DIM_ATTRIBUTES}), counted.get("score"))
+
+
+def change_deltas(customer_id: str, change: Change, counted: dict) -> list[CounterDelta]:
+    return counter_updates(CustomerChangeFact(customer_id, change.at, _state(counted["before"]),
+                                              _state(counted["after"])))
+
+
+# ---------------------------------------------------------------- record contexts
+
+@dataclass
+class Knowledge:
+    """What contexts are computed from, beyond the timeline."""
+    timeline: Timeline
+    first_purchase: tuple[datetime, str] | None = None            # earliest (purchased_at, record id)
+    first_contacts: list[tuple[datetime, str]] = field(default_factory=list)  # entries into first_contact
+    alert_raised: dict[str, datetime] = field(default_factory=dict)
+    ack_sla: timedelta = timedelta(hours=48)
+
+
+def _dims(attrs: dict, **actor) -> dict:
+    dims = {k: attrs.get(k) for k in DIM_ATTRIBUTES}
+    dims.update(actor)
+    return dims
+
+
+def record_time(record: Record, knowledge: Knowledge) -> datetime | None:
+    """Alerts are dated by their raise, which an acknowledgement does not carry."""
+    if record.kind == ALERT:
+        return knowledge.alert_raised.get(record.entity, record.at)
+    return record.at
+
+
+def context_for(record: Record, knowledge: Knowledge) -> dict | None:
+    """The context a record is counted under now; None while it cannot be counted yet."""
+    at = record_time(record, knowledge)
+    if at is None:
+        return None
+    attrs = knowledge.timeline.attrs_at(at)
+    if record.kind == INTERACTION:
+        return {"dims": _dims(attrs, rep=record.data["rep"], team=record.data["team"])}
+    if record.kind == TASK:
+        return {"dims": _dims(attrs, rep=record.data["assignee"], team=record.data["team"])}
+    if record.kind == PURCHASE:
+        first = knowledge.first_purchase
+        return {"dims": _dims(attrs), "repeat": first is not None and (at, record.id) > first}
+    if record.kind == STAGE:
+        position = bisect.bisect_right(knowledge.first_contacts, (at, record.id))
+        started = knowledge.first_contacts[position - 1][0] if position else None
+        return {"dims": _dims(attrs), "first_contact_at": iso(started)}
+    if record.kind == ALERT:
+        # the SLA an alert was first counted with stays with it ("a changed SLA applies from then on")
+        sla = (record.applied or {}).get("sla", int(knowledge.ack_sla.total_seconds()))
+        return {"dims": _dims(attrs), "raised_at": iso(at), "sla": sla}
+    raise ValueError(f"unknown record kind {record.kind}")
+
+
+def record_deltas(customer_id: str, record: Record, context: dict) -> list[CounterDelta]:
+    dims = Dims(**context["dims"])
+    data, at = record.data, record.at
+    if record.kind == INTERACTION:
+        return counter_updates(InteractionFact(record.entity or record.id, customer_id, data["kind"], data["phase"],
+                                               at, data.get("satisfaction"), dims))
+    if record.kind == TASK:
+        return counter_updates(TaskFact(record.entity, customer_id, TaskEvent(data["event"]), at, dims,
+                                        bool(data.get("on_time"))))
+    if record.kind == PURCHASE:
+        # a repeat is counted in its own bucket: "previous first" at or before it says exactly that
+        return counter_updates(PurchaseFact(customer_id, record.entity, Decimal(data["amount_base"]), at, dims,
+                                            at if context["repeat"] else None))
+    if record.kind == STAGE:
+        return counter_updates(StageChangeFact(customer_id, data.get("old_stage"), data["new_stage"], at, dims,
+                                               from_iso(context.get("first_contact_at"))))
+    if record.kind == ALERT:
+        return counter_updates(AlertFact(record.entity, customer_id, AlertEvent(data["event"]),
+                                         from_iso(data["happened_at"]), from_iso(context["raised_at"]), dims,
+                                         data.get("outcome")),
+                               ack_sla=timedelta(seconds=context["sla"]))
+    raise ValueError(f"unknown record kind {record.kind}")
+
+
+# ---------------------------------------------------------------- reconcile
+
+@dataclass
+class Outcome:
+    amounts: dict[CounterKey, Number]  # net counter increments to apply
+    changes: list[Change]              # changes counted differently than before (applied updated)
+    records: list[Record]              # records counted differently than before (applied / at updated)
+    values: set[tuple[str, str]]       # (dimension, value) of every team, rep, industry met
+
+
+def window_start(moment: datetime) -> datetime:
+    """The earliest start of any period bucket holding `moment` (its quarter or its ISO week)."""
+    day = to_utc(moment).date()
+    quarter = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    week = day - timedelta(days=day.weekday())
+    return datetime.combine(min(quarter, week), time(), tzinfo=UTC)
+
+
+def reconcile(customer_id: str, knowledge: Knowledge, since: datetime, records: list[Record],
+              neighbours: Callable[[datetime, datetime], list[Record]]) -> Outcome:
+    """Recount everything dated at or after `since`.
+
+    `records` are the customer's records dated at or after `since`, the ones just
+    added, and the not-yet-dated ones of an alert whose raise just became known.
+    `neighbours(start, end)` returns the customer's other records dated in
+    [start, end) of the kinds in DISTINCT_KINDS, with their applied contexts.
+    The caller persists the returned changes, records and amounts together.
+    """
+    amounts: dict[CounterKey, Number] = defaultdict(int)
+    old_distinct: dict[tuple[CounterKey, str], int] = defaultdict(int)
+    new_distinct: dict[tuple[CounterKey, str], int] = defaultdict(int)
+    weight: dict[tuple[CounterKey, str], Number] = {}
+    stable: list[Callable[[], list[CounterDelta]]] = []  # recounted the same: needed only for distinct counts
+    values: set[tuple[str, str]] = set()
+
+    def collect(deltas: list[CounterDelta], sign: int) -> None:
+        for delta in deltas:
+            if delta.distinct_of is None:
+                amounts[delta.key] += sign * delta.amount
+            else:
+                pair = (delta.key, delta.distinct_of)
+                (new_distinct if sign > 0 else old_distinct)[pair] += 1
+                weight[pair] = delta.amount
+
+    def note(dims: dict | None) -> None:
+        if dims:
+            for dimension in ("team", "rep", "industry"):
+                value = dims.get(dimension)
+                values.add((dimension, NONE_VALUE if value is None else value))
+
+    timeline = knowledge.timeline
+    changed_changes: list[Change] = []
+    for index, change in enumerate(timeline.changes):
+        if change.at < since:
+            continue
+        counted = timeline.counted(index)
+        note(counted["after"])
+        if counted == change.applied:
+            stable.append(lambda c=change, s=counted: change_deltas(customer_id, c, s))
+            continue
+        if change.applied is not None:
+            collect(change_deltas(customer_id, change, change.applied), -1)
+        collect(change_deltas(customer_id, change, counted), +1)
+        change.applied = counted
+        changed_changes.append(change)
+
+    changed_records: list[Record] = []
+    for record in records:
+        at = record_time(record, knowledge)
+        context = context_for(record, knowledge)
+        if context is not None:
+            note(context["dims"])
+        if context == record.applied and at == record.at:
+            if context is not None and record.kind in DISTINCT_KINDS:
+                stable.append(lambda r=record, c=context: record_deltas(customer_id, r, c))
+            continue
+        if record.applied is not None:
+            collect(record_deltas(customer_id, record, record.applied), -1)
+        record.at = at
+        if context is not None:
+            collect(record_deltas(customer_id, record, context), +1)
+        record.applied = context
+        changed_records.append(record)
+
+    touched = set(old_distinct) | set(new_distinct)
+    if touched:
+        # how often the customer's other items count each touched (key, entity): they decide
+        # whether the entity was, and still is, counted once under that key
+        base: dict[tuple[CounterKey, str], int] = defaultdict(int)
+
+        def count(deltas: list[CounterDelta]) -> None:
+            for delta in deltas:
+                if delta.distinct_of is not None and (delta.key, delta.distinct_of) in touched:
+                    base[(delta.key, delta.distinct_of)] += 1
+
+        start = datetime.combine(min(key.period_start for key, _ in touched), time(), tzinfo=UTC)
+        for change in timeline.changes:
+            if start <= change.at < since and change.applied is not None:
+                count(change_deltas(customer_id, change, change.applied))
+        for provide in stable:
+            count(provide())
+        if start < since:
+            for record in neighbours(start, since):
+                if record.applied is not None:
+                    count(record_deltas(customer_id, record, record.applied))
+        for pair in touched:
+            was = base[pair] + old_distinct[pair] > 0
+            now = base[pair] + new_distinct[pair] > 0
+            if was != now:
+                amounts[pair[0]] += weight[pair] if now else -weight[pair]
+    return Outcome({k: v for k, v in amounts.items() if v}, changed_changes, changed_records, values)

@@ -1,0 +1,52 @@
+"""Query parameters of the reports HTTP API (unknown parameters are refused, naming them)."""
+from marshmallow import RAISE, Schema, fields, validate
+
+from services.reports.domain import PERIOD_KINDS
+
+KINDS = tuple(k.value for k in PERIOD_KINDS)
+BREAKDOWNS = ("team", "rep", "tier", "lifecycle", "industry")
+FORMATS = ("json", "csv")
+Label = lambda **kw: fields.String(validate=validate.Length(min=1, max=20), **kw)  # noqa: E731
+Name = lambda **kw: fields.String(validate=validate.Length(min=1, max=64), **kw)  # noqa: E731
+
+
+class Query(Schema):
+    class Meta:
+        unknown = RAISE
+
+    team = Name()
+    rep = Name()
+
+
+class DashboardQuery(Query):
+    period = Label()
+    as_of = fields.Date()
+    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
+
+
+class RangeQuery(Query):
+    period_kind = fields.String(load_default="month", validate=validate.OneOf(KINDS))
+    from_ = Label(data_key="from")
+    to = Label()
+    breakdown = fields.String(validate=validate.OneOf(BREAKDOWNS))
+
+    def load(self, data, **kwargs):
+        loaded = super().load(data, **kwargs)
+        if "from_" in loaded:
+            loaded["from"] = loaded.pop("from_")
+        return loaded
+
+
+class TableQuery(RangeQuery):
+    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
+
+
+class ChartQuery(RangeQuery):
+    period = Label()  # funnel and coverage: one period (default: this quarter / this month)
+
+
+class DistributionQuery(Query):
+    dimension = fields.String(required=True, validate=validate.OneOf(("tier", "lifecycle", "industry")))
+    as_of = fields.Date()
+    base = fields.String(load_default="all", validate=validate.OneOf(("all", "active")))
+    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))

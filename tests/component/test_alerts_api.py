@@ -1,0 +1,245 @@
+"""Alerts end to end over HTTP: all four services in-process on the memory bus (the embedded system).
+
+Reps, customers and backdated purchase histories go in through the customers API; interactions through the
+followups API (or, while that service has no such route, as interaction.logged events published on the
+bus). Then: a live unanswered streak raises an alert at once; the sweep raises silence; customers flags the
+customer at risk; followups opens the recall task; the rep acknowledges and resolves; customers unflags.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from crm_common.events import make_event, to_envelope
+from crm_common.outbox import BrokerPublisher, events_exchange
+
+NOW = datetime.now(timezone.utc)
+PURCHASE_DAYS = (310, 280, 250, 220, 190, 160, 130, 100, 70, 40, 10)
+
+
+def wait_for(check, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+    """Poll until check() returns something truthy; fail with what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Client:
+    def __init__(self, base_url: str, token: str):
+        self.base_url, self.token = base_url, token
+
+    def call(self, method: str, path: str, body=None, **params):
+        response = requests.request(method, self.base_url + path, json=body, params=params or None, timeout=60,
+                                    headers={"Authorization": f"Bearer {self.token}"})
+        return response.status_code, (response.json() if response.content else None)
+
+    def get(self, path, **params):
+        return self.call("GET", path, **params)
+
+    def post(self, path, body=None):
+        return self.call("POST", path, body)
+
+
+@pytest.fixture(scope="module")
+def world(embedded_system):
+    from crm_common.auth import issue_token
+    from crm_common.config import DEV_SECRET
+
+    base = embedded_system.base_url
+
+    def client(user, role, team=None):
+        return Client(base, issue_token(DEV_SECRET, user, role, team))
+
+    w = {"admin": client("admin", "admin"), "mgr": client("mgr-north", "manager", "north"),
+         "n1": client("rep-n1", "rep", "north"), "s1": client("rep-s1", "rep", "south"), "ids": {}}
+    for rep in ({"id": "mgr-north", "name": "North Manager", "team": "north", "role": "manager"},
+                {"id": "rep-n1", "name": "Nia North", "team": "north", "manager_id": "mgr-north"},
+                {"id": "rep-s1", "name": "Sam South", "team": "south"}):
+        status, body = w["admin"].post("/v1/reps", rep)
+        assert status == 201, body
+    status, _ = w["admin"].get("/v1/tasks")
+    w["followups_api"] = status != 404
+    w["publisher"] = BrokerPublisher("memory://")
+
+    for name, owner in (("quiet", "rep-n1"), ("happy", "rep-n1"), ("streak", "rep-n1"), ("south", "rep-s1")):
+        status, body = w["admin"].post("/v1/customers/import", {
+            "customer": {"company": f"{name.title()} Corp", "owner_id": owner,
+                         "created_at": (NOW - timedelta(days=400)).isoformat()},
+            "stages": [{"stage": "won", "changed_at": (NOW - timedelta(days=320)).isoformat()}],
+            "purchases": [{"amount": "3000.00", "currency": "USD", "external_ref": f"{name}-{d}",
+                           "purchased_at": (NOW - timedelta(days=d)).isoformat()} for d in PURCHASE_DAYS],
+        })
+        assert status == 201, body
+        w["ids"][name] = body["id"]
+    for name, days in (("quiet", 40), ("happy", 3), ("streak", 10), ("south", 45)):
+        log_interaction(w, name, NOW - timedelta(days=days), "reached")
+    for name in w["ids"]:
+        wait_known(w, name)
+    yield w
+    w["publisher"].close()
+
+
+def owner_client(w, name):
+    return w["s1"] if name == "south" else w["n1"]
+
+
+def log_interaction(w, name, occurred_at, outcome):
+    customer_id = w["ids"][name]
+    if w["followups_api"]:
+        # followups learns about the customer from customer.created: wait until it accepts the touch
+        def logged():
+            status, body = owner_client(w, name).post("/v1/interactions", {
+                "customer_id": customer_id, "kind": "call", "outcome": outcome,
+                "occurred_at": occurred_at.isoformat()})
+            return body if status == 201 else None
+        wait_for(logged, what=f"followups to accept an interaction for {name}")
+        return
+    evt = make_event("interaction.logged", customer_id, {
+        "interaction_id": f"int_{uuid.uuid4().hex[:12]}", "customer_id": customer_id,
+        "rep_id": "rep-s1" if name == "south" else "rep-n1", "kind": "call", "phase": "post_sale",
+        "occurred_at": occurred_at, "outcome": outcome}, source="crm/followups", time=occurred_at)
+    w["publisher"].publish(to_envelope(evt), events_exchange, evt.routing_key, message_id=evt.id)
+
+
+def health(w, name, client=None):
+    return (client or w["admin"]).get(f"/v1/customers/{w['ids'][name]}/health")
+
+
+def wait_known(w, name):
+    """Until alerts has folded the customer's snapshot, all its purchases and its latest contact."""
+    def folded():
+        status, body = health(w, name)
+        return status == 200 and body["signals"]["purchases_12m"] == len(PURCHASE_DAYS) \
+            and body["signals"]["last_contact_at"] is not None
+    wait_for(folded, what=f"alerts to fold {name}'s history")
+
+
+def alerts_of(w, name, **params):
+    status, body = w["admin"].get("/v1/alerts", customer_id=w["ids"][name], **params)
+    assert status == 200, body
+    return body["items"]
+
+
+# ---------------------------------------------------------------- tests (in order: the sweep comes second)
+
+def test_a_backdated_history_raises_nothing_until_the_sweep(world):
+    assert all(alerts_of(world, name) == [] for name in world["ids"])
+
+
+def test_a_live_unanswered_streak_raises_an_alert_at_once(world):
+    for hours in (3, 2, 1):
+        log_interaction(world, "streak", NOW - timedelta(hours=hours), "no_answer")
+    [alert] = wait_for(lambda: alerts_of(world, "streak"), what="the unanswered_followups alert")
+    assert (alert["rule"], alert["status"], alert["trigger"]) == ("unanswered_followups", "open",
+                                                                  "interaction.logged")
+    assert alert["signals"][0]["name"] == "unanswered_followups" and alert["signals"][0]["value"] == 3
+    assert alert["owner_id"] == "rep-n1" and alert["team"] == "north"
+
+
+def test_silence_to_alert_to_recall_task_to_resolution(world):
+    admin, rep = world["admin"], world["n1"]
+    quiet = world["ids"]["quiet"]
+    status, result = admin.post("/v1/alerts/sweep", {})
+    assert status == 200, result
+    assert result["customers"] == 4 and result["alerts_raised"] >= 2
+
+    [alert] = alerts_of(world, "quiet")
+    assert alert["rule"] == "silence" and alert["trigger"] == "sweep"
+    signal = alert["signals"][0]
+    assert (signal["name"], signal["value"], signal["threshold"]) == ("days_since_contact", 40, 30)
+    assert alerts_of(world, "happy") == []
+    assert [a["rule"] for a in alerts_of(world, "south")] == ["silence"]
+
+    # customers flags the customer at risk on alert.raised
+    wait_for(lambda: (lambda s, b: s == 200 and b["flagged_at_risk"] and b["lifecycle"] == "at_risk")(
+        *rep.get(f"/v1/customers/{quiet}")), what="customers to flag the customer at risk")
+    # followups opens a recall task for the owner on alert.raised
+    if world["followups_api"]:
+        def recall_task():
+            status, body = rep.get("/v1/tasks", customer_id=quiet, kind="recall")
+            return status == 200 and body["items"]
+        [task] = wait_for(recall_task, what="followups to open the recall task")
+        assert task["assignee_id"] == "rep-n1"
+
+    status, body = rep.post(f"/v1/alerts/{alert['id']}/acknowledge", {"note": "calling them today"})
+    assert (status, body["status"], body["acknowledged_by"]) == (200, "acknowledged", "rep-n1")
+    status, body = rep.post(f"/v1/alerts/{alert['id']}/resolve", {"outcome": "recovered", "note": "order placed"})
+    assert (status, body["status"], body["outcome"]) == (200, "resolved", "recovered")
+    status, again = rep.post(f"/v1/alerts/{alert['id']}/resolve", {"outcome": "lost"})
+    assert status == 409 and "status" in again["fields"]
+
+    # customers lifts the flag on alert.resolved(recovered)
+    wait_for(lambda: (lambda s, b: s == 200 and not b["flagged_at_risk"] and b["lifecycle"] != "at_risk")(
+        *rep.get(f"/v1/customers/{quiet}")), what="customers to lift the at-risk flag")
+
+    # the next sweep raises no duplicate, nor the resolved rule again (re-alert cooldown)
+    status, second = admin.post("/v1/alerts/sweep")
+    assert status == 200 and second["alerts_raised"] == 0
+    assert [a["status"] for a in alerts_of(world, "quiet")] == ["resolved"]
+    [streak] = alerts_of(world, "streak", rule="unanswered_followups")
+    assert streak["status"] == "open"
+
+
+def test_health_score_breakdown_and_history(world):
+    status, body = health(world, "quiet", world["n1"])
+    assert status == 200
+    assert 0 <= body["score"] <= 100 and body["band"] in ("healthy", "watch", "at_risk")
+    assert set(body["breakdown"]) == {"recency", "frequency", "monetary", "engagement"}
+    assert body["signals"]["days_without_contact"] == 40 and body["signals"]["usual_purchase_interval_days"] == 30
+    assert body["history"] and body["history"][0]["cause"] == "sweep"
+    status, happy = health(world, "happy")
+    assert happy["score"] > body["score"]
+    status, past = world["admin"].get(f"/v1/customers/{world['ids']['quiet']}/health",
+                                      as_of=(NOW - timedelta(days=200)).isoformat())
+    assert status == 200 and past["signals"]["purchases_12m"] < body["signals"]["purchases_12m"]
+
+
+def test_scope_roles_and_listing(world):
+    south_alert = alerts_of(world, "south")[0]["id"]
+    for client in (world["n1"], world["mgr"]):
+        assert client.get(f"/v1/alerts/{south_alert}")[0] == 404
+        assert client.post(f"/v1/alerts/{south_alert}/acknowledge")[0] == 404
+        assert client.get(f"/v1/customers/{world['ids']['south']}/health")[0] == 404
+    assert world["s1"].get(f"/v1/alerts/{south_alert}")[0] == 200
+    status, page = world["n1"].get("/v1/alerts", limit=1)
+    assert status == 200 and len(page["items"]) == 1 and page["next_cursor"]
+    status, rest = world["n1"].get("/v1/alerts", limit=50, cursor=page["next_cursor"])
+    listed = {a["customer_id"] for a in page["items"] + rest["items"]}
+    assert listed <= {world["ids"][n] for n in ("quiet", "happy", "streak")} and len(listed) == 2
+    status, summary = world["mgr"].get("/v1/alerts/summary")
+    assert status == 200 and summary["by_rule"]["silence"]["resolved"] == 1
+    assert sum(summary["health_bands"].values()) == 3
+    status, _ = world["admin"].get("/v1/alerts/alr_nope")
+    assert status == 404
+
+
+def test_bad_input_answers_4xx_naming_the_field(world):
+    admin, rep = world["admin"], world["n1"]
+    [open_alert] = alerts_of(world, "streak")
+    status, body = rep.post(f"/v1/alerts/{open_alert['id']}/resolve", {"outcome": "maybe", "colour": "red"})
+    assert status == 400 and {"outcome", "colour"} <= set(body["fields"])
+    status, body = admin.get("/v1/alerts", rule="vibes", status="sleeping", limit=0)
+    assert status == 400 and {"rule", "status", "limit"} <= set(body["fields"])
+    status, body = admin.post("/v1/alerts/sweep", {"as_of": (NOW + timedelta(days=2)).isoformat()})
+    assert status == 400 and "as_of" in body["fields"]
+    assert rep.post("/v1/alerts/sweep")[0] == 403
+    status, body = admin.call("PUT", "/v1/alert-rules", {"rules": {"silence": {"days_by_tier": {"A": -3}}}})
+    assert status == 400 and "rules.silence.days_by_tier.A" in body["fields"]
+    status, body = admin.call("PUT", "/v1/alert-rules", {"health": {"weights": {"vibes": 3}}})
+    assert status == 400 and "health.weights.vibes" in body["fields"]
+    assert rep.call("PUT", "/v1/alert-rules", {})[0] == 403
+    status, rules = rep.get("/v1/alert-rules")
+    assert status == 200 and rules["version"] == 0 and rules["config"]["escalate_after_hours"] == 48
+    status, rules = admin.call("PUT", "/v1/alert-rules", {"rules": {"interval_lengthening": {"enabled": False}}})
+    assert status == 200 and rules["version"] == 1
+    assert rules["config"]["rules"]["interval_lengthening"]["enabled"] is False
+    assert admin.call("PUT", "/v1/alert-rules", {})[1]["overrides"] == {}
