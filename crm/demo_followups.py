@@ -82,7 +82,7 @@ def _lifecycles(admin: Api) -> dict[str, str]:
 def _plan(rng: random.Random, customer_id: str, owner_id: str, lifecycle: str, now: datetime) -> dict:
     """At most three touches, oldest first, and perhaps a manual follow-up (done, unanswered or due today)."""
     oldest, newest_lo, newest_hi = RECENCY.get(lifecycle, (540, 1, 30))
-    count = rng.choice((1, 2, 2, 3)) if lifecycle != "churned" else rng.choice((1, 1, 2))
+    count = rng.choice((1, 1, 2, 2, 3)) if lifecycle != "churned" else rng.choice((1, 1, 2))
     last = rng.uniform(newest_lo, newest_hi)
     days = sorted((rng.uniform(last, oldest) for _ in range(count - 1)), reverse=True) + [last]
     touches, open_complaint = [], None
@@ -107,18 +107,18 @@ def _plan(rng: random.Random, customer_id: str, owner_id: str, lifecycle: str, n
     follow_up, answer = None, None
     roll = rng.random()
     purpose = touches[-1].get("next_step") or rng.choice(NEXT_STEPS)
-    if roll < 0.12:  # a promised follow-up nobody did: overdue within the grace period, or missed
+    if roll < 0.10:  # a promised follow-up nobody did: overdue within the grace period, or missed
         due = now - timedelta(hours=rng.choice((3, 20, 30, 40))) if roll < 0.05 else \
             now - timedelta(days=rng.uniform(3, 30))
         follow_up = {"customer_id": customer_id, "kind": "follow_up", "due_at": due.isoformat(), "purpose": purpose}
-    elif roll < 0.42:  # a follow-up that was done, mostly on time
+    elif roll < 0.30:  # a follow-up that was done, mostly on time
         due = now - timedelta(days=rng.uniform(2, 30))
         follow_up = {"customer_id": customer_id, "kind": "follow_up", "due_at": due.isoformat(), "purpose": purpose}
         done_at = due + timedelta(hours=rng.choice((-30, -5, -2, 4, 28)))
         answer = {"customer_id": customer_id, "kind": rng.choice(("call", "email", "visit")),
                   "outcome": rng.choice(("reached", "positive")), "summary": f"done: {purpose}",
                   "occurred_at": min(done_at, now).isoformat()}
-    elif roll < 0.54:  # due later today
+    elif roll < 0.40:  # due later today
         follow_up = {"customer_id": customer_id, "kind": "follow_up", "purpose": rng.choice(NEXT_STEPS),
                      "due_at": (now + timedelta(hours=rng.uniform(0.5, 6))).isoformat()}
     return {"owner_id": owner_id, "touches": touches, "follow_up": follow_up, "answer": answer}

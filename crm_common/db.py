@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
+import crm_common.contracts  # noqa: F401 - emitting needs every contract registered
 from crm_common.events import Event, make_event, to_envelope
 
 # BigInteger ids that stay plain INTEGER on SQLite so they autoincrement there too.

@@ -24,6 +24,7 @@ from functools import partial
 
 from nameko.messaging import Consumer, QueueConsumer
 
+import crm_common.contracts  # noqa: F401 - subscribing needs every contract registered
 from crm_common import metrics
 from crm_common.events import InvalidEvent, definition, from_envelope
 from crm_common.outbox import BrokerPublisher, dead_letter_exchange, events_exchange
@@ -78,7 +79,11 @@ class EventSubscriber(Consumer):
         super().setup()
 
     def _declare_dead_letter_queue(self):
+        # waits for the broker like nameko's own consumer does, so a service may start before it
         with Connection(self.container.config["AMQP_URI"]) as conn:
+            conn.ensure_connection(max_retries=None, interval_start=1, interval_step=1, interval_max=5,
+                                   errback=lambda exc, interval: log.warning(
+                                       "broker not reachable (%s); retrying in %ss", exc, interval))
             dead_letter_exchange(conn.default_channel).declare()
             dead_letter_queue(self.service)(conn.default_channel).declare()
 

@@ -25,7 +25,7 @@ import json
 import logging
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -65,16 +65,28 @@ def _stored_overrides(uow):
     return uow.session.execute(select(alert_settings).where(alert_settings.c.key == "overrides")).first()
 
 
+_config_cache: dict = {}  # (id(settings), version) -> (settings, config): building a config validates it all
+
+
 def current_config(uow, settings: domain.AlertsSettings) -> domain.AlertsConfig:
-    """Defaults <- ALERTS_* environment <- overrides an admin stored with PUT /v1/alert-rules."""
+    """Defaults <- ALERTS_* environment <- overrides an admin stored with PUT /v1/alert-rules.
+
+    Read in every unit of work (one primary-key look-up), so a PUT takes effect on every replica at once;
+    the parsed config is cached per stored version."""
     row = _stored_overrides(uow)
-    if row is None:
-        return settings.config()
+    key = (id(settings), row.version if row else 0)
+    cached = _config_cache.get(key)
+    if cached is not None and cached[0] is settings:
+        return cached[1]
     try:
-        return settings.config(row.value)
+        config = settings.config(row.value if row else None)
     except domain.DomainError as err:  # the environment changed under a stored override: keep running on env
         log.error("stored alert-rules overrides no longer valid (%s); using the environment's settings", err)
-        return settings.config()
+        config = settings.config()
+    if len(_config_cache) > 64:
+        _config_cache.clear()
+    _config_cache[key] = (settings, config)
+    return config
 
 
 def get_rules(uow, settings: domain.AlertsSettings) -> dict:
@@ -214,8 +226,9 @@ def apply_customer_event(uow, event, settings: domain.AlertsSettings, now: datet
                 open_rules, resolved = _alert_state(uow, [customer_id], now - cfg.realert_cooldown)
                 result["raised"] = _raise_alerts(uow, signals, fired, now, breakdown.score, event.name, cfg,
                                                  open_rules.get(customer_id, set()), resolved.get(customer_id))
-    uow.session.execute(update(customer_signals).where(customer_signals.c.customer_id == customer_id)
-                        .values(**values))
+    # bound parameters, not literal values: one cached statement per set of columns
+    uow.session.execute(update(customer_signals).where(customer_signals.c.customer_id == bindparam("cid")),
+                        [{"cid": customer_id, **values}])
     return result
 
 

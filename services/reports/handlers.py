@@ -63,10 +63,10 @@ def apply_event(uow, event: Event, settings: d.ReportSettings, now: datetime) ->
         session.execute(insert(customer_records), [
             {"record_id": r.id, "customer_id": customer_id, "kind": r.kind, "at": r.at, "entity_id": r.entity,
              "data": r.data, "applied": None} for r in records])
-    times = [item.at for item in (*changes, *records) if item.at is not None]
-    if times:  # an acknowledgement of an alert whose raise is unknown waits, stored, for the raise
+    since = book.reconcile_since(changes, records)
+    if since is not None:  # else an acknowledgement of an alert whose raise is unknown: stored, it waits
         alerts = {r.entity for r in records if r.kind == book.ALERT}
-        _reconcile(session, customer_id, min(times), {r.id for r in records}, alerts, settings)
+        _reconcile(session, customer_id, since, {r.id for r in records}, alerts, settings)
     if changes:
         _save_state(session, customer_id, now)
     return True
@@ -76,15 +76,19 @@ def _dialect(session) -> str:
     return session.get_bind().dialect.name
 
 
+_IGNORING: dict = {}
+
+
 def _insert_ignore(session, table, rows: list[dict], keys: list[str]) -> None:
+    """INSERT rows, skipping those whose key exists (ON CONFLICT DO NOTHING; one cached statement)."""
     if not rows:
         return
     dialect = _dialect(session)
     if dialect in ("postgresql", "sqlite"):
-        module = postgresql if dialect == "postgresql" else sqlite
-        for start in range(0, len(rows), CHUNK):
-            session.execute(module.insert(table).values(rows[start:start + CHUNK])
-                            .on_conflict_do_nothing(index_elements=keys))
+        if (dialect, table.name) not in _IGNORING:
+            module = postgresql if dialect == "postgresql" else sqlite
+            _IGNORING[(dialect, table.name)] = module.insert(table).on_conflict_do_nothing(index_elements=keys)
+        session.execute(_IGNORING[(dialect, table.name)], rows)
         return
     for row in rows:  # portable fallback
         exists = session.execute(select(*[table.c[k] for k in keys])
@@ -188,8 +192,23 @@ def _stored(metric: str, amount: Number) -> int:
     return int(amount)
 
 
+_UPSERTS: dict = {}
+
+
+def _upsert_statement(dialect: str):
+    """INSERT ... ON CONFLICT DO UPDATE SET value = counters.value + excluded.value: atomic in PostgreSQL
+    and SQLite. Built once: executed with many rows, psycopg2 sends them as multi-row VALUES pages
+    (SQLAlchemy's insertmanyvalues), sqlite3 runs the prepared statement per row in C."""
+    if dialect not in _UPSERTS:
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(counters)
+        _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=list(COUNTER_PK), set_={"value": counters.c.value + statement.excluded.value})
+    return _UPSERTS[dialect]
+
+
 def add_to_counters(session, amounts: dict[CounterKey, Number]) -> None:
-    """Atomic increments (value = value + delta), all rows of an event in one statement per chunk.
+    """Atomic increments (value = value + delta) of every counter an event moves, in one batch.
 
     Rows go in key order, so two transactions touching the same rows lock them in the
     same order (no deadlock on PostgreSQL)."""
@@ -202,11 +221,7 @@ def add_to_counters(session, amounts: dict[CounterKey, Number]) -> None:
         return
     dialect = _dialect(session)
     if dialect in ("postgresql", "sqlite"):
-        module = postgresql if dialect == "postgresql" else sqlite
-        for start in range(0, len(rows), CHUNK):
-            statement = module.insert(counters).values(rows[start:start + CHUNK])
-            session.execute(statement.on_conflict_do_update(
-                index_elements=list(COUNTER_PK), set_={"value": counters.c.value + statement.excluded.value}))
+        session.execute(_upsert_statement(dialect), rows)
         return
     for row in rows:  # portable: UPDATE, then INSERT when there was nothing to update
         done = session.execute(update(counters).where(*[counters.c[c] == row[c] for c in COUNTER_PK])

@@ -155,7 +155,8 @@ def test_silence_to_alert_to_recall_task_to_resolution(world):
     [alert] = alerts_of(world, "quiet")
     assert alert["rule"] == "silence" and alert["trigger"] == "sweep"
     signal = alert["signals"][0]
-    assert (signal["name"], signal["value"], signal["threshold"]) == ("days_since_contact", 40, 30)
+    assert (signal["name"], signal["threshold"]) == ("days_since_contact", 30)
+    assert signal["value"] in (40, 41)                   # 41 if the run straddles midnight UTC
     assert alerts_of(world, "happy") == []
     assert [a["rule"] for a in alerts_of(world, "south")] == ["silence"]
 
@@ -194,7 +195,8 @@ def test_health_score_breakdown_and_history(world):
     assert status == 200
     assert 0 <= body["score"] <= 100 and body["band"] in ("healthy", "watch", "at_risk")
     assert set(body["breakdown"]) == {"recency", "frequency", "monetary", "engagement"}
-    assert body["signals"]["days_without_contact"] == 40 and body["signals"]["usual_purchase_interval_days"] == 30
+    assert body["signals"]["days_without_contact"] in (40, 41)
+    assert body["signals"]["usual_purchase_interval_days"] == 30
     assert body["history"] and body["history"][0]["cause"] == "sweep"
     status, happy = health(world, "happy")
     assert happy["score"] > body["score"]

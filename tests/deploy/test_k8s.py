@@ -342,6 +342,7 @@ def test_migration_job_runs_migrate_like_the_test_harness(rendered, deploy, monk
     assert ("migrate",) in deploy.harness_commands()
     assert deploy.parse_cli(container["args"], monkeypatch) == {"command": "migrate", "service": name}
     assert pod["restartPolicy"] in ("Never", "OnFailure")
+    assert "envFrom" not in container, "applied alone before the rest (deploy/README.md): secrets only"
     env = {e["name"]: e for e in container["env"]}
     assert env[f"{name.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == f"crm-{name}-database"
     assert container["image"] == main_container(by_kind(rendered[overlay], "Deployment")[f"crm-{name}"],

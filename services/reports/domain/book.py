@@ -181,7 +181,10 @@ class Timeline:
         self._counted: list[dict] = []
         attrs: dict = dict.fromkeys(ATTRIBUTES)
         exists = archived = False
-        for change in self.changes:
+        self._created: int | None = None  # index of customer.created on the timeline
+        for index, change in enumerate(self.changes):
+            if EXISTS in change.sets and self._created is None:
+                self._created = index
             before = dict(attrs) if exists and not archived else None
             for key, value in change.sets.items():
                 if key == EXISTS:
@@ -199,8 +202,13 @@ class Timeline:
         return self._counted[index]
 
     def attrs_at(self, moment: datetime) -> dict:
-        """Attributes after every change dated at or before `moment`; never-set ones are None."""
+        """Attributes after every change dated at or before `moment`; never-set ones are None.
+
+        A fact dated before the customer was created (a customer entered today with its
+        purchase history) takes the customer's attributes as created."""
         index = bisect.bisect_right(self._times, moment)
+        if self._created is not None and index <= self._created:
+            return dict(self._after[self._created])
         return dict(self._after[index - 1]) if index else dict.fromkeys(ATTRIBUTES)
 
 
@@ -304,6 +312,18 @@ def window_start(moment: datetime) -> datetime:
     quarter = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
     week = day - timedelta(days=day.weekday())
     return datetime.combine(min(quarter, week), time(), tzinfo=UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def reconcile_since(changes: list[Change], records: list[Record]) -> datetime | None:
+    """From when an event's new items can change what is counted: their earliest time, or the
+    beginning when the customer's creation arrives (facts dated before it take its attributes)."""
+    if any(EXISTS in change.sets for change in changes):
+        return EPOCH
+    times = [item.at for item in (*changes, *records) if item.at is not None]
+    return min(times) if times else None
 
 
 def reconcile(customer_id: str, knowledge: Knowledge, since: datetime, records: list[Record],

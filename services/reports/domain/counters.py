@@ -313,13 +313,14 @@ Fact = CustomerChangeFact | PurchaseFact | InteractionFact | TaskFact | StageCha
 def _spread(amounts: dict[str, Number], at: date | datetime, dims: Dims,
             distinct_of: str | None = None) -> list[CounterDelta]:
     """The same amounts in the bucket of `at` of every period kind, in every slice of `dims`."""
+    slices = [(s.dimension, s.value) for s in slices_for(dims)]  # encoded once, used 4 x metrics times
+    amounts = {metric: amount for metric, amount in amounts.items() if amount}
     deltas = []
     for kind in PERIOD_KINDS:
-        period = Period(kind, period_start(kind, at))
-        for slice_ in slices_for(dims):
+        start = period_start(kind, at)
+        for dimension, value in slices:
             for metric, amount in amounts.items():
-                if amount:
-                    deltas.append(CounterDelta(CounterKey.of(metric, period, slice_), amount, distinct_of))
+                deltas.append(CounterDelta(CounterKey(metric, kind, start, dimension, value), amount, distinct_of))
     return deltas
 
 
@@ -341,10 +342,11 @@ def _customer_change(fact: CustomerChangeFact) -> list[CounterDelta]:
     for key, amount in _stock_share(fact.before).items():
         net[key] -= amount
     deltas = []
+    moves = [(metric, slice_.dimension, slice_.value, amount) for (metric, slice_), amount in net.items() if amount]
     for kind in PERIOD_KINDS:
-        period = Period(kind, period_start(kind, fact.at))
-        deltas += [CounterDelta(CounterKey.of(metric, period, slice_), amount)
-                   for (metric, slice_), amount in net.items() if amount]
+        start = period_start(kind, fact.at)
+        deltas += [CounterDelta(CounterKey(metric, kind, start, dimension, value), amount)
+                   for metric, dimension, value, amount in moves]
     before, after = fact.before, fact.after
     if before is None or after is None:
         return deltas

@@ -1,22 +1,28 @@
 """Followups use cases through the service's entrypoints (nameko worker_factory, real SQLite, fixed clock)."""
+import os
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
+import eventlet
 import pytest
 from marshmallow import ValidationError
 from nameko.containers import ServiceContainer
 from nameko.testing.services import entrypoint_hook, worker_factory
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from crm_common import memory_transport
 from crm_common.auth import Principal
 from crm_common.clock import FixedClock
+from crm_common.db import make_engine
 from crm_common.errors import Conflict, CrmError, DomainError, Forbidden, NotFound
 from crm_common.events import from_envelope, make_event, to_envelope
 from crm_common.migrations import upgrade
 from crm_common.subscriber import EventRejected
 from crm_common.testing import InMemoryStore
-from services.followups import models
+from services.followups import handlers, models
 from services.followups.domain.settings import FollowupsSettings
 from services.followups.service import FollowupsService
 
@@ -41,9 +47,28 @@ def event(name, data, time=None, source="crm/customers"):
     return from_envelope(to_envelope(make_event(name, subject, data, source=source, time=time)))
 
 
+class PostgresStore(InMemoryStore):
+    """The same use cases on PostgreSQL: FOLLOWUPS_TEST_DATABASE_URL=postgresql+psycopg2://... (emptied first)."""
+
+    def __init__(self, url: str):
+        upgrade("followups", url)
+        self.engine = make_engine(url)
+        with self.engine.begin() as connection:
+            connection.execute(text("TRUNCATE " + ", ".join(t.name for t in models.metadata.sorted_tables)))
+        self.tables = models.infrastructure
+        self.service = "followups"
+        self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+
 @pytest.fixture
 def store(tmp_path):
-    return InMemoryStore(models.metadata, models.infrastructure, "followups", str(tmp_path / "followups.db"))
+    url = os.environ.get("FOLLOWUPS_TEST_DATABASE_URL")
+    if url:
+        store = PostgresStore(url)
+        yield store
+        store.engine.dispose()
+        return
+    yield InMemoryStore(models.metadata, models.infrastructure, "followups", str(tmp_path / "followups.db"))
 
 
 @pytest.fixture
@@ -355,6 +380,40 @@ def test_a_sweep_after_an_outage_catches_up_in_order_over_several_batches(servic
             per_task.setdefault(e.data["task_id"], []).append(e.name)
     assert set(map(tuple, per_task.values())) == {("task.due", "task.overdue", "task.missed")}
     assert service.run_reminders(NOW + 10 * DAY)["emitted"] == {"due": 0, "overdue": 0, "missed": 0}
+
+
+def test_replicas_sweeping_at_once_never_send_a_reminder_twice(service, store):
+    """Three sweeps interleaved inside their transactions (each yields after every emit while holding its
+    rows): on PostgreSQL they share the work through SKIP LOCKED, on SQLite they take turns."""
+    for i in range(30):
+        customer(service, f"c{i}")
+    settings = FollowupsSettings(sweep_batch_size=4)
+
+    def replica():
+        done = Counter()
+        while True:
+            with store() as uow:
+                emit = uow.emit
+
+                def emit_then_yield(*args, **kwargs):
+                    evt = emit(*args, **kwargs)
+                    eventlet.sleep(0)
+                    return evt
+
+                uow.emit = emit_then_yield
+                batch = handlers.reminder_batch(uow, NOW + 10 * DAY, settings)
+                uow.commit()
+            if not batch:
+                return done
+            done.update(batch)
+
+    results = [thread.wait() for thread in [eventlet.spawn(replica) for _ in range(3)]]
+    sent = Counter((e.data["task_id"], e.name) for e in store.events()
+                   if e.name in ("task.due", "task.overdue", "task.missed"))
+    assert len(sent) == 90 and set(sent.values()) == {1}
+    assert sum(sum(r.values()) for r in results) == 90
+    if store.engine.dialect.name == "postgresql":
+        assert sum(1 for r in results if r) > 1  # the work was shared
 
 
 def test_a_rescheduled_task_gets_its_reminders_again(service, store):
