@@ -99,8 +99,9 @@ def main():
                 break
             _, page = timed(session_factory, principal, {**params, "cursor": cursor}, repeat=1)
             cursor = page["next_cursor"]
-        deep_ms = timed(session_factory, principal, {**params, "cursor": cursor}, repeat=5)[0] if cursor else float("nan")
-        print(f"{name:<40} {first_ms:9.1f}ms {deep_ms:16.1f}ms")
+        deep = f"{timed(session_factory, principal, {**params, 'cursor': cursor})[0]:16.1f}ms" if cursor else \
+            f"{'(< 200 pages)':>18}"
+        print(f"{name:<40} {first_ms:9.1f}ms {deep}")
     text_ms, _ = timed(session_factory, admin, {"q": "company 12345", "limit": 50}, repeat=3)
     print(f"{'admin, text search (substring)':<40} {text_ms:9.1f}ms {'':>16}")
 
