@@ -58,6 +58,11 @@ class Operations:
         return (200 if healthy else 503), {"service": self.name, "status": "ok" if healthy else "degraded",
                                            "checks": checks}
 
+    @api("GET", "/health/live", auth=False)
+    def liveness(self, request):
+        """The process answers HTTP: restart it only when this fails, not when a dependency is down."""
+        return {"service": self.name, "status": "alive"}
+
     @api("GET", "/metrics", auth=False)
     def metrics(self, request):
         body, content_type = metrics.exposition()

@@ -465,6 +465,24 @@ def test_an_event_ahead_of_its_customer_counts_as_none_until_the_customer_arrive
     assert june[("2026-06", "east")]["buyers"] == 1 and june[("2026-06", "(none)")]["buyers"] == 0
 
 
+def test_a_fact_dated_before_the_customer_was_created_takes_its_dimensions_at_creation(tmp_path):
+    """A customer entered today with its purchase history: the history counts under its team, tier..."""
+    h = Events()
+    h.purchase("n1", "2026-05-10", "70.00")              # arrives first, and is dated before the creation
+    h.create("n1", "2026-07-01", team="north", rep="r9", tier="B", lifecycle="potential", industry="food")
+    h.purchase("n1", "2026-06-15", "30.00")
+    service = make_service(tmp_path)
+    feed(service, h.items[:1])
+    assert rows(service, "repurchase", from_="2026-05", to="2026-05", breakdown="team")[
+        ("2026-05", "(none)")]["purchases"] == 1       # nothing known about n1 yet
+    feed(service, h.items[1:])
+    by_team = rows(service, "repurchase", from_="2026-05", to="2026-06", breakdown="team")
+    assert by_team[("2026-05", "north")]["buyers"] == 1 and by_team[("2026-05", "(none)")]["buyers"] == 0
+    assert by_team[("2026-06", "north")]["repeat_buyers"] == 1
+    assert rows(service, "repurchase", from_="2026-05", to="2026-05", breakdown="tier")[("2026-05", "B")][
+        "revenue"] == Decimal("70.00")
+
+
 def test_rebuild_wipes_and_replays_to_the_same_numbers(tmp_path, live):
     service = make_service(tmp_path)
     feed(service, HISTORY)
@@ -679,7 +697,8 @@ def random_history(seed: int, customers: int = 8) -> list:
                 h.lifecycle(cid, stamp, lifecycle, new)
                 lifecycle = new
             elif roll < 0.5:
-                h.purchase(cid, rng.choice([stamp, (created + (when - created) / 2).isoformat()[:19]]),
+                h.purchase(cid, rng.choice([stamp, (created + (when - created) / 2).isoformat()[:19],
+                                            (created - timedelta(days=rng.randint(1, 40))).isoformat()[:19]]),
                            f"{rng.randint(1, 900)}.{rng.randint(0, 99):02d}")
             elif roll < 0.6:
                 h.interaction(cid, stamp, rep, team, rng.choice(["pre_sale", "post_sale"]),
