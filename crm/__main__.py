@@ -67,6 +67,7 @@ def main(argv=None):
     logging.basicConfig(level=env("CRM_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not env("CRM_LOG_LEVEL"):
         logging.getLogger("nameko.containers").setLevel(logging.ERROR)  # refused requests are not news
+        logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # memory:// has no hostname, by design
     parser = argparse.ArgumentParser(prog="python -m crm")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -6,7 +6,10 @@ import time
 
 import eventlet
 
-from crm import demo, runner
+import random
+from datetime import datetime, timezone
+
+from crm import demo, demo_followups, runner
 from crm_common import metrics
 from crm_common.config import DEV_SECRET, env
 
@@ -36,10 +39,16 @@ def run(args) -> None:
     started = time.monotonic()
     data = eventlet.spawn(demo.load, base_url, secret, args.customers).wait()
     _wait_for_outbox()
-    seconds = time.monotonic() - started
-    print(f"Loaded {args.customers} customers and {data['purchases']} purchases in {seconds:.1f}s; "
-          f"{_published()} events published.")
+    print(f"Loaded {args.customers} customers and {data['purchases']} purchases "
+          f"in {time.monotonic() - started:.1f}s.")
+    touches = eventlet.spawn(demo_followups.load, base_url, data["tokens"], data["customer_ids"], data["people"],
+                             random.Random(11), datetime.now(timezone.utc)).wait()
+    _wait_for_outbox()
+    print(f"Logged {touches['interactions']} interactions (18 months, backdated) and "
+          f"{touches['manual_follow_ups']} manual follow-ups; {_published()} events published in "
+          f"{time.monotonic() - started:.1f}s.")
     tour(base_url, data)
+    demo_followups.tour(base_url, data["tokens"])
     if args.no_serve:
         service_runner.stop()
         return

@@ -192,38 +192,46 @@ def _stored(metric: str, amount: Number) -> int:
     return int(amount)
 
 
-_UPSERTS: dict = {}
-
-
-def _upsert_statement(dialect: str):
-    """INSERT ... ON CONFLICT DO UPDATE SET value = counters.value + excluded.value: atomic in PostgreSQL
-    and SQLite. Built once: executed with many rows, psycopg2 sends them as multi-row VALUES pages
-    (SQLAlchemy's insertmanyvalues), sqlite3 runs the prepared statement per row in C."""
-    if dialect not in _UPSERTS:
-        module = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(counters)
-        _UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=list(COUNTER_PK), set_={"value": counters.c.value + statement.excluded.value})
-    return _UPSERTS[dialect]
+# PostgreSQL: every row of an event in one statement with a fixed text (arrays as parameters), so it is
+# one round trip and one prepared plan whatever the number of rows; rows are taken in array order.
+_PG_UPSERT = text(
+    "INSERT INTO counters (dimension, dimension_value, period_kind, period_start, metric, value) "
+    "SELECT * FROM unnest(CAST(:dimensions AS varchar[]), CAST(:dimension_values AS varchar[]), "
+    "CAST(:period_kinds AS varchar[]), CAST(:period_starts AS date[]), CAST(:metrics AS varchar[]), "
+    "CAST(:amounts AS bigint[])) "
+    "ON CONFLICT (dimension, dimension_value, period_kind, period_start, metric) "
+    "DO UPDATE SET value = counters.value + excluded.value")
+_SQLITE_UPSERT = None
 
 
 def add_to_counters(session, amounts: dict[CounterKey, Number]) -> None:
     """Atomic increments (value = value + delta) of every counter an event moves, in one batch.
 
-    Rows go in key order, so two transactions touching the same rows lock them in the
-    same order (no deadlock on PostgreSQL)."""
-    rows = sorted(({"dimension": k.dimension, "dimension_value": k.dimension_value,
-                    "period_kind": k.period_kind.value, "period_start": k.period_start, "metric": k.metric,
-                    "value": _stored(k.metric, v)} for k, v in amounts.items()),
-                  key=lambda r: tuple(r[c] for c in COUNTER_PK))
-    rows = [r for r in rows if r["value"]]
+    ON CONFLICT DO UPDATE SET value = counters.value + excluded.value is atomic in PostgreSQL
+    and SQLite, so replicas applying events that share counter rows lose no increment. Rows go
+    in key order, so two transactions touching the same rows lock them in the same order."""
+    global _SQLITE_UPSERT
+    rows = sorted((k.dimension, k.dimension_value, k.period_kind.value, k.period_start, k.metric,
+                   _stored(k.metric, v)) for k, v in amounts.items())
+    rows = [r for r in rows if r[5]]
     if not rows:
         return
     dialect = _dialect(session)
-    if dialect in ("postgresql", "sqlite"):
-        session.execute(_upsert_statement(dialect), rows)
+    if dialect == "postgresql":
+        columns = list(zip(*rows))
+        session.execute(_PG_UPSERT, {"dimensions": list(columns[0]), "dimension_values": list(columns[1]),
+                                     "period_kinds": list(columns[2]), "period_starts": list(columns[3]),
+                                     "metrics": list(columns[4]), "amounts": list(columns[5])})
         return
-    for row in rows:  # portable: UPDATE, then INSERT when there was nothing to update
+    params = [dict(zip((*COUNTER_PK[:4], "metric", "value"), r)) for r in rows]
+    if dialect == "sqlite":  # one prepared statement, run per row inside sqlite3 (no network)
+        if _SQLITE_UPSERT is None:
+            statement = sqlite.insert(counters)
+            _SQLITE_UPSERT = statement.on_conflict_do_update(
+                index_elements=list(COUNTER_PK), set_={"value": counters.c.value + statement.excluded.value})
+        session.execute(_SQLITE_UPSERT, params)
+        return
+    for row in params:  # portable: UPDATE, then INSERT when there was nothing to update
         done = session.execute(update(counters).where(*[counters.c[c] == row[c] for c in COUNTER_PK])
                                .values(value=counters.c.value + row["value"]))
         if done.rowcount == 0:

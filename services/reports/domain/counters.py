@@ -21,10 +21,11 @@ Flows and stocks. Most metrics are flows: what happened in the bucket. Stocks
 sum of its flows before that date (see periods.stock_plan).
 
 Distinct deltas. A delta with ``distinct_of`` counts an entity (customer or
-alert) at most once per counter key: apply it only if the marker
-(key, distinct_of) has not been recorded yet, and record it. Everything else is
-a plain increment. Applying every fact exactly once (deduplicated on event id)
-then yields exact figures.
+alert) at most once per counter key: it counts only if no other fact of that
+entity already put it under that key (InMemoryCounters keeps markers; the
+service decides from the customer's own records, see book.py, so a fact can
+also be taken back). Everything else is a plain increment. Applying every fact
+exactly once (deduplicated on event id) then yields exact figures.
 
 From events to facts (the service adds what its per-customer rows know):
 
