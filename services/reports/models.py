@@ -35,6 +35,7 @@ counters = Table(
     Column("metric", String(64), primary_key=True),
     # integers only: revenue is kept in cents (hundredths of the base currency)
     Column("value", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # SQLite: stored in key order, so range scans read neighbouring pages
 )
 
 customer_state = Table(

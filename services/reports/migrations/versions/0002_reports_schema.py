@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 16:45:11.322228
+Create Date: 2026-11-25 17:06:27.828694
 """
 from alembic import op
 import sqlalchemy as sa
@@ -23,7 +23,8 @@ def upgrade() -> None:
     sa.Column('period_start', sa.Date(), nullable=False),
     sa.Column('metric', sa.String(length=64), nullable=False),
     sa.Column('value', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('dimension', 'dimension_value', 'period_kind', 'period_start', 'metric')
+    sa.PrimaryKeyConstraint('dimension', 'dimension_value', 'period_kind', 'period_start', 'metric'),
+    sqlite_with_rowid=False
     )
     op.create_table('customer_changes',
     sa.Column('event_id', sa.String(length=64), nullable=False),
