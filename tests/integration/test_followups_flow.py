@@ -107,7 +107,7 @@ def test_reminders_are_sent_once_with_two_replicas_sweeping_together(system, sta
                 "customer_id": customer["id"], "purpose": f"call back {i}",
                 "due_at": (NOW - timedelta(hours=3)).isoformat()})
             assert response.status_code == 201, response.text
-            created.append(response.json()["task_id"])
+            created.append(response.json()["id"])
         sweeps = [eventlet.spawn(requests.post, f"{base}/v1/sweeps/reminders", headers=ADMIN)
                   for base in (followups, second.base_url, followups, second.base_url)]
         assert all(s.wait().status_code == 200 for s in sweeps)
