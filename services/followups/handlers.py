@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from crm_common.auth import Principal
 from crm_common.db import utc
@@ -100,9 +101,14 @@ def _ensure_customer(uow, customer_id: str, now: datetime, owner_id=None, team=N
     """The customer's read-model row, locked; a stub when a later fact arrived before customer.created."""
     row = _customer_row(uow, customer_id)
     if row is None:
-        uow.session.execute(insert(customer_view).values(
-            customer_id=customer_id, owner_id=owner_id, team=team, important_dates=[], archived=False,
-            has_purchased=False, updated_at=now))
+        try:
+            # a request and an event may both see the customer first: the loser re-reads the winner's row
+            with uow.session.begin_nested():
+                uow.session.execute(insert(customer_view).values(
+                    customer_id=customer_id, owner_id=owner_id, team=team, important_dates=[], archived=False,
+                    has_purchased=False, updated_at=now))
+        except IntegrityError:
+            pass
         row = _customer_row(uow, customer_id)
     elif row.owner_id is None and row.owner_as_of is None and owner_id is not None:
         row = _set_customer(uow, row, {"owner_id": owner_id, "team": team}, now)

@@ -353,7 +353,18 @@ class SqlCounters:
         last_quarter = max(plan[0][2] for plan in plans.values())
         first_quarter = min(plan[1][1] for plan in plans.values())
         last_month = max(plan[1][2] for plan in plans.values())
-        first_month = min(plan[2][1] for plan in plans.values())
+        # day buckets: only the days of each date's own month before it (none for a month start)
+        spans: list[list[date]] = []
+        for low, high in sorted((plan[2][1], plan[2][2]) for plan in plans.values() if plan[2][1] < plan[2][2]):
+            if spans and low <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], high)
+            else:
+                spans.append([low, high])
+        ranges = [and_(counters.c.period_kind == "quarter", counters.c.period_start < last_quarter),
+                  and_(counters.c.period_kind == "month", counters.c.period_start >= first_quarter,
+                       counters.c.period_start < last_month)]
+        ranges += [and_(counters.c.period_kind == "day", counters.c.period_start >= low, counters.c.period_start < high)
+                   for low, high in spans]
         for dimension, values in self._groups(slices).items():
             found: dict[str, dict[str, dict[date, dict[str, int]]]] = defaultdict(lambda: defaultdict(dict))
             for offset in range(0, len(values), 500):
@@ -361,12 +372,7 @@ class SqlCounters:
                     counters.c.dimension_value, counters.c.period_kind, counters.c.period_start, counters.c.metric,
                     counters.c.value).where(
                     counters.c.dimension == dimension, counters.c.dimension_value.in_(values[offset:offset + 500]),
-                    counters.c.metric.in_(STOCK_METRICS),
-                    or_(and_(counters.c.period_kind == "quarter", counters.c.period_start < last_quarter),
-                        and_(counters.c.period_kind == "month", counters.c.period_start >= first_quarter,
-                             counters.c.period_start < last_month),
-                        and_(counters.c.period_kind == "day", counters.c.period_start >= first_month,
-                             counters.c.period_start < max(days)))))
+                    counters.c.metric.in_(STOCK_METRICS), or_(*ranges)))
                 for row in rows:
                     found[row.dimension_value][row.period_kind].setdefault(row.period_start, {})[row.metric] = row.value
             for value in values:
