@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-    create_engine, event, insert, select,
+    create_engine, event, insert, select, update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -166,16 +166,34 @@ class UnitOfWork:
             event_id=evt.id, event_type=evt.name, processed_at=datetime.now(timezone.utc)))
         return True
 
-    def claim_job(self, job: str, period: str, detail: dict | None = None) -> bool:
-        """True for the one replica that gets to run a periodic job for this period."""
+    def claim_job(self, job: str, period: str, stale_after: timedelta = timedelta(hours=2)) -> bool:
+        """True for the one replica that gets to run a periodic job for this period.
+
+        A run that never called finish_job (its replica died) may be taken over once it is
+        older than stale_after, so a crash delays a sweep instead of skipping it.
+        """
         job_runs = self._tables["job_runs"]
+        now = datetime.now(timezone.utc)
         try:
             with self.session.begin_nested():
-                self.session.execute(insert(job_runs).values(
-                    job=job, period=period, started_at=datetime.now(timezone.utc), detail=detail))
+                self.session.execute(insert(job_runs).values(job=job, period=period, started_at=now,
+                                                             detail={"finished": False}))
+            return True
         except IntegrityError:
+            pass
+        row = self.session.execute(select(job_runs.c.started_at, job_runs.c.detail).where(
+            job_runs.c.job == job, job_runs.c.period == period)).first()
+        if row is None or (row.detail or {}).get("finished") or utc(row.started_at) > now - stale_after:
             return False
-        return True
+        taken = self.session.execute(update(job_runs).where(
+            job_runs.c.job == job, job_runs.c.period == period, job_runs.c.started_at == row.started_at)
+            .values(started_at=now))
+        return taken.rowcount == 1
+
+    def finish_job(self, job: str, period: str, detail: dict | None = None) -> None:
+        job_runs = self._tables["job_runs"]
+        self.session.execute(update(job_runs).where(job_runs.c.job == job, job_runs.c.period == period)
+                             .values(detail=_jsonable({**(detail or {}), "finished": True})))
 
 
 def _jsonable(value):

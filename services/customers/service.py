@@ -116,12 +116,15 @@ class CustomersService(Operations):
     @timer(interval=3600)
     def daily_sweep(self):
         """Hourly tick; the first replica to claim today's run does it, the others skip."""
-        now = self.clock.now()
+        now, day = self.clock.now(), self.clock.now().date().isoformat()
         with self.store() as uow:
-            claimed = uow.claim_job("classification-sweep", now.date().isoformat())
+            claimed = uow.claim_job("classification-sweep", day)
             uow.commit()
         if claimed:
-            self.sweep(now)
+            figures = self.sweep(now)
+            with self.store() as uow:
+                uow.finish_job("classification-sweep", day, figures)
+                uow.commit()
 
     def sweep(self, as_of: datetime) -> dict:
         started = datetime.now()

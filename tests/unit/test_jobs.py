@@ -1,0 +1,36 @@
+"""One replica runs a periodic job per period; a run whose replica died is taken over later."""
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import MetaData, update
+
+from crm_common.db import add_infrastructure_tables
+from crm_common.testing import InMemoryStore
+
+metadata = MetaData()
+tables = add_infrastructure_tables(metadata)
+
+
+def claim(store, period="2026-06-30"):
+    with store() as uow:
+        won = uow.claim_job("sweep", period)
+        uow.commit()
+    return won
+
+
+def test_one_claim_per_period_and_takeover_of_a_dead_run(tmp_path):
+    store = InMemoryStore(metadata, tables, "probe", str(tmp_path / "jobs.db"))
+    assert claim(store) is True
+    assert claim(store) is False                 # another replica, same day
+    assert claim(store, "2026-07-01") is True     # next day
+    with store() as uow:                         # the first run's replica died two hours ago
+        uow.session.execute(update(tables["job_runs"]).where(tables["job_runs"].c.period == "2026-06-30")
+                            .values(started_at=datetime.now(timezone.utc) - timedelta(hours=3)))
+        uow.commit()
+    assert claim(store) is True                  # taken over once
+    assert claim(store) is False
+    with store() as uow:
+        uow.finish_job("sweep", "2026-07-01", {"batches": 3})
+        uow.session.execute(update(tables["job_runs"]).where(tables["job_runs"].c.period == "2026-07-01")
+                            .values(started_at=datetime.now(timezone.utc) - timedelta(hours=3)))
+        uow.commit()
+    assert claim(store, "2026-07-01") is False   # finished runs are never redone
