@@ -182,7 +182,7 @@ def main(argv=None) -> None:
         result = service.sweep(clock.now())
         seconds = time.perf_counter() - started
         events = count(store, models.infrastructure["outbox"]) - outbox_before
-        print(f"  {label:<18}{result['customers']:>7,} customers in {seconds:8.1f}s = "
+        print(f"  {label:<19}{result['customers']:>7,} customers in {seconds:8.1f}s = "
               f"{result['customers'] / seconds:>8,.0f} customers/s; {result['alerts_raised']:,} alerts raised, "
               f"{result['scores_changed']:,} scores changed, {events:,} events emitted", flush=True)
         clock.advance(days=1)

@@ -9,7 +9,7 @@ import eventlet
 import random
 from datetime import datetime, timezone
 
-from crm import demo, demo_followups, runner
+from crm import demo, demo_alerts, demo_followups, runner
 from crm_common import metrics
 from crm_common.config import DEV_SECRET, env
 
@@ -49,6 +49,7 @@ def run(args) -> None:
           f"{time.monotonic() - started:.1f}s.")
     tour(base_url, data)
     demo_followups.tour(base_url, data["tokens"])
+    demo_alerts.tour(base_url, data["tokens"])
     if args.no_serve:
         service_runner.stop()
         return

@@ -42,6 +42,11 @@ class EventDefinition:
     schema: type[Schema]
     producer: str
     description: str
+    validator: Schema = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        # one schema instance per event: building marshmallow schemas is costly and they are reentrant
+        object.__setattr__(self, "validator", self.schema())
 
     @property
     def routing_key(self) -> str:
@@ -125,8 +130,8 @@ def make_event(name: str, subject, data: dict, source: str, time: datetime | Non
                version: int | None = None) -> Event:
     """Validate a payload against its contract and build the event (producer side)."""
     spec = definition(name, version)
-    serialized = spec.schema().dump(data)
-    errors = spec.schema().validate(serialized)
+    serialized = spec.validator.dump(data)
+    errors = spec.validator.validate(serialized)
     if errors:
         raise ValueError(f"payload of {name} v{spec.version} breaks its contract: {errors}")
     return Event(
@@ -165,7 +170,7 @@ def from_envelope(body) -> Event:
     except KeyError as exc:
         raise InvalidEvent(str(exc.args[0])) from None
     try:
-        data = spec.schema().load(envelope["data"])
+        data = spec.validator.load(envelope["data"])
     except ValidationError as exc:
         raise InvalidEvent(f"invalid data for {name} v{spec.version}: {exc.messages}") from None
     return Event(

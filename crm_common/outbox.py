@@ -28,8 +28,9 @@ dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True
 class BrokerPublisher:
     """One long-lived confirmed channel; reconnects on failure."""
 
-    def __init__(self, amqp_uri: str):
+    def __init__(self, amqp_uri: str, declare: tuple = ()):
         self.amqp_uri = amqp_uri
+        self.declare = declare  # queues to (re)declare on every connection, e.g. a dead-letter queue
         self._connection = None
         self._producer = None
         # one channel waits for one confirm at a time; green threads take turns
@@ -40,8 +41,8 @@ class BrokerPublisher:
             self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
             self._connection.ensure_connection(max_retries=3)
             self._producer = self._connection.Producer(serializer="json")
-            events_exchange(self._producer.channel).declare()
-            dead_letter_exchange(self._producer.channel).declare()
+            for entity in (events_exchange, dead_letter_exchange, *self.declare):
+                entity(self._producer.channel).declare()
         return self._producer
 
     def publish(self, body, exchange: Exchange, routing_key: str, headers: dict | None = None,

@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timezone
 
 import eventlet
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
 from functools import partial
 
 from nameko.messaging import Consumer, QueueConsumer
@@ -74,18 +74,10 @@ class EventSubscriber(Consumer):
         self.queue = Queue(queue_name(self.service, self.routing_key), exchange=events_exchange,
                            routing_key=self.routing_key, durable=True)
         self.max_attempts = self.container.config.get("EVENT_MAX_ATTEMPTS", 5)
-        self.publisher = BrokerPublisher(self.container.config["AMQP_URI"])
-        self._declare_dead_letter_queue()
+        # nothing here touches the broker: a service starts (and answers /health) before it is up,
+        # and nameko's consumer connects when it can; the dead-letter queue is declared on first use
+        self.publisher = BrokerPublisher(self.container.config["AMQP_URI"], declare=(dead_letter_queue(self.service),))
         super().setup()
-
-    def _declare_dead_letter_queue(self):
-        # waits for the broker like nameko's own consumer does, so a service may start before it
-        with Connection(self.container.config["AMQP_URI"]) as conn:
-            conn.ensure_connection(max_retries=None, interval_start=1, interval_step=1, interval_max=5,
-                                   errback=lambda exc, interval: log.warning(
-                                       "broker not reachable (%s); retrying in %ss", exc, interval))
-            dead_letter_exchange(conn.default_channel).declare()
-            dead_letter_queue(self.service)(conn.default_channel).declare()
 
     def stop(self):
         super().stop()

@@ -165,7 +165,9 @@ class CustomersService(Operations):
         with self.store() as uow:
             if not uow.claim(event):
                 return False
-            if event.data["outcome"] == "recovered":
+            # the alerts service says whether the flag goes (no other alert still open)
+            clears = event.data.get("clears_at_risk")
+            if clears if clears is not None else event.data["outcome"] == "recovered":
                 handlers.set_risk_flag(uow, event.data["customer_id"], False, self.clock.now(), self.policy,
                                        reason="alert resolved as recovered")
             uow.commit()

@@ -240,7 +240,7 @@ def apply_owner_change(uow, data: dict, at: datetime, now: datetime) -> None:
 def apply_alert(uow, data: dict, now: datetime, settings: FollowupsSettings) -> dict | None:
     """alert.raised: a recall task for the owner, due ``recall_due`` after the alert (once per alert)."""
     row = _ensure_customer(uow, data["customer_id"], now, data.get("owner_id"), data.get("team"))
-    due_at = max(data["raised_at"] + settings.recall_due, now)
+    due_at = max(data.get("recall_due_at") or data["raised_at"] + settings.recall_due, now)
     return create_task(uow, row, "recall", f"recall: churn alert {data['rule']}", "recall", due_at, now,
                        anchor_at=data["raised_at"], dedupe_key=f"recall:{data['alert_id']}")
 

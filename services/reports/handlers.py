@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Iterable
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, false, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -29,7 +29,6 @@ from services.reports.models import (
 )
 
 COUNTER_PK = ("dimension", "dimension_value", "period_kind", "period_start", "metric")
-CHUNK = 1000  # rows per multi-row statement (SQLite allows 32766 bound values)
 ONE_DAY = timedelta(days=1)
 
 
@@ -66,9 +65,11 @@ def apply_event(uow, event: Event, settings: d.ReportSettings, now: datetime) ->
     since = book.reconcile_since(changes, records)
     if since is not None:  # else an acknowledgement of an alert whose raise is unknown: stored, it waits
         alerts = {r.entity for r in records if r.kind == book.ALERT}
-        _reconcile(session, customer_id, since, {r.id for r in records}, alerts, settings)
-    if changes:
-        _save_state(session, customer_id, now)
+        # a timeline change can move every later fact; a fact only later facts of its own kind
+        kinds = None if changes else {r.kind for r in records} & set(book.DISTINCT_KINDS)
+        timeline = _reconcile(session, customer_id, since, {r.id for r in records}, alerts, settings, kinds)
+        if changes:
+            _save_state(session, customer_id, timeline, now)
     return True
 
 
@@ -125,11 +126,15 @@ def _record(row) -> book.Record:
 
 
 def _reconcile(session, customer_id: str, since: datetime, new_ids: set[str], alert_ids: set[str],
-               settings: d.ReportSettings) -> None:
+               settings: d.ReportSettings, kinds: set[str] | None = None) -> book.Timeline:
+    """Recount the customer's items dated at or after `since` (of `kinds` only, when given) and apply
+    the difference; returns the customer's timeline."""
     changes = [_change(r) for r in session.execute(
         select(customer_changes).where(customer_changes.c.customer_id == customer_id))]
     timeline = book.Timeline(changes)
     condition = customer_records.c.at >= since
+    if kinds is not None:
+        condition = and_(condition, customer_records.c.kind.in_(kinds)) if kinds else false()
     if new_ids:
         condition = or_(condition, customer_records.c.record_id.in_(new_ids))
     if alert_ids:  # acknowledgements that waited for their alert's raise
@@ -138,13 +143,13 @@ def _reconcile(session, customer_id: str, since: datetime, new_ids: set[str], al
     records = [_record(r) for r in session.execute(
         select(customer_records).where(customer_records.c.customer_id == customer_id, condition))]
     knowledge = book.Knowledge(timeline, ack_sla=settings.ack_sla)
-    kinds = {r.kind for r in records}
-    if book.PURCHASE in kinds:
+    present = {r.kind for r in records}
+    if book.PURCHASE in present:
         first = session.execute(select(customer_records.c.at, customer_records.c.record_id).where(
             customer_records.c.customer_id == customer_id, customer_records.c.kind == book.PURCHASE)
             .order_by(customer_records.c.at, customer_records.c.record_id).limit(1)).first()
         knowledge.first_purchase = (utc(first.at), first.record_id) if first else None
-    if book.STAGE in kinds:
+    if book.STAGE in present:
         stages = session.execute(select(customer_records.c.at, customer_records.c.record_id,
                                         customer_records.c.data).where(
             customer_records.c.customer_id == customer_id, customer_records.c.kind == book.STAGE))
@@ -173,12 +178,11 @@ def _reconcile(session, customer_id: str, since: datetime, new_ids: set[str], al
     add_to_counters(session, outcome.amounts)
     _insert_ignore(session, dimension_values, [{"dimension": dim, "value": value[:100]}
                                                for dim, value in sorted(outcome.values)], ["dimension", "value"])
+    return timeline
 
 
-def _save_state(session, customer_id: str, now: datetime) -> None:
-    changes = [_change(r) for r in session.execute(
-        select(customer_changes).where(customer_changes.c.customer_id == customer_id))]
-    timeline = book.Timeline(changes)
+def _save_state(session, customer_id: str, timeline: book.Timeline, now: datetime) -> None:
+    """The customer's current attributes, for operators (reports read counters only)."""
     current = timeline.current
     session.execute(update(customer_state).where(customer_state.c.customer_id == customer_id).values(
         known=timeline.exists, archived=timeline.archived, team=current["team"], owner_id=current["rep"],
@@ -308,6 +312,7 @@ class SqlCounters:
     def __init__(self, session):
         self.session = session
         self._flows: dict[tuple, dict[str, int]] = {}
+        self._loaded: dict[tuple, frozenset | None] = {}  # metrics loaded per bucket; None: all of them
         self._stocks: dict[tuple, dict[str, int]] = {}
 
     @staticmethod
@@ -322,8 +327,11 @@ class SqlCounters:
             groups[slice_.dimension].add(slice_.value)
         return {dimension: sorted(values) for dimension, values in groups.items()}
 
-    def preload_flows(self, slices: Iterable[d.Slice], periods: Iterable[d.Period]) -> None:
+    def preload_flows(self, slices: Iterable[d.Slice], periods: Iterable[d.Period],
+                      metrics: Iterable[str] | None = None) -> None:
+        """Load the flows of these slices in these periods (only `metrics`, when given) in few queries."""
         slices, periods = list(slices), list(periods)
+        metrics = None if metrics is None else frozenset(metrics)
         by_kind: dict[str, list[date]] = defaultdict(list)
         for period in periods:
             by_kind[period.kind.value].append(period.start)
@@ -331,14 +339,16 @@ class SqlCounters:
             for kind, starts in by_kind.items():
                 for value in values:
                     for start in starts:
-                        self._flows.setdefault((dimension, value, kind, start), {})
+                        self._flows[(dimension, value, kind, start)] = {}
+                        self._loaded[(dimension, value, kind, start)] = metrics
+                only = [] if metrics is None else [counters.c.metric.in_(sorted(metrics))]
                 for offset in range(0, len(values), 500):
                     rows = self.session.execute(select(
                         counters.c.dimension_value, counters.c.period_start, counters.c.metric, counters.c.value)
                         .where(counters.c.dimension == dimension,
                                counters.c.dimension_value.in_(values[offset:offset + 500]),
                                counters.c.period_kind == kind, counters.c.period_start >= min(starts),
-                               counters.c.period_start <= max(starts)))
+                               counters.c.period_start <= max(starts), *only))
                     for row in rows:
                         bucket = self._flows.get((dimension, row.dimension_value, kind, row.period_start))
                         if bucket is not None:
@@ -395,7 +405,7 @@ class SqlCounters:
 
     def flow(self, metric: str, period: d.Period, slice_: d.Slice = d.ALL) -> Number:
         key = (slice_.dimension, slice_.value, period.kind.value, period.start)
-        if key not in self._flows:
+        if key not in self._flows or (self._loaded[key] is not None and metric not in self._loaded[key]):
             self.preload_flows([slice_], [period])
         return self._value(metric, self._flows[key].get(metric, 0))
 
@@ -578,16 +588,25 @@ def figure_table(uow, principal: Principal, figure: str, params: dict, today: da
     scope = scope_of(uow, principal, params.get("team"), params.get("rep"), breakdown)
     parts = breakdown_parts(uow, scope, breakdown)
     src = SqlCounters(uow.session)
-    src.preload_flows([s for _, s in parts], periods)
+    src.preload_flows([s for _, s in parts], periods, table.metrics)
     src.preload_stocks([s for _, s in parts], {day for p in periods for day in table.stock_dates(p)})
     rows = []
     for period in periods:
         for value, slice_ in parts:
             for row in table.rows(src, period, slice_):
                 rows.append({"period": period.label, **({breakdown: value} if breakdown else {}), **row})
+    if breakdown and all(_empty(r, table.columns) for r in rows if r[breakdown] == d.NONE_VALUE):
+        # "(none)" is listed once something was counted there, possibly only until the customer's
+        # creation arrived and moved it: leave it out when it holds nothing in these periods
+        rows = [r for r in rows if r[breakdown] != d.NONE_VALUE]
     return {"figure": figure, "description": table.description, "period_kind": kind,
             "from": periods[0].label, "to": periods[-1].label, "scope": scope_json(scope), "breakdown": breakdown,
             "columns": ["period", *([breakdown] if breakdown else []), *table.columns], "rows": rows}
+
+
+def _empty(row: dict, columns: Iterable[str]) -> bool:
+    return all(row.get(c) in (None, 0) or (isinstance(row.get(c), str) and c in ("attribute", "from", "to"))
+               for c in columns)
 
 
 def distribution(uow, principal: Principal, params: dict, today: date) -> dict:
@@ -623,12 +642,14 @@ def chart(uow, principal: Principal, name: str, params: dict, today: date, setti
         periods = period_range(kind, params.get("from"), params.get("to"), today, settings)
         scope = scope_of(uow, principal, params.get("team"), params.get("rep"), breakdown)
         parts = breakdown_parts(uow, scope, breakdown)
-        src.preload_flows([s for _, s in parts], periods)
         figure = d.churn_rate if name == "churn" else d.repurchase_rate
+        src.preload_flows([s for _, s in parts], periods, d.TABLES[name].metrics)
         if name == "churn":
             src.preload_stocks([s for _, s in parts], [p.start for p in periods])
         series = {(value if value is not None else scope_label(scope)): [(p.label, figure(src, p, s)) for p in periods]
                   for value, s in parts}
+        if all(v is None for _, v in series.get(d.NONE_VALUE, [])):
+            series.pop(d.NONE_VALUE, None)
         title = f"{'Churn' if name == 'churn' else 'Repurchase'} rate by {kind} - {scope_label(scope)}"
         if breakdown:
             title += f", by {breakdown}"
@@ -641,9 +662,11 @@ def chart(uow, principal: Principal, name: str, params: dict, today: date, setti
         steps = d.funnel(src, period, scope)
         return charts.funnel_chart([(s.stage, s.entered) for s in steps],
                                    f"Pipeline funnel {period.label} - {scope_label(scope)}")
-    scope = scope_of(uow, principal, params.get("team"), params.get("rep"), "rep")
-    parts = breakdown_parts(uow, scope, "rep")
-    src.preload_flows([s for _, s in parts], [period])
+    # by rep of a team; an admin looking at everyone gets one bar per team (pick a team for its reps)
+    by = "team" if principal.is_admin and not params.get("team") and not params.get("rep") else "rep"
+    scope = scope_of(uow, principal, params.get("team"), params.get("rep"), by)
+    parts = breakdown_parts(uow, scope, by)
+    src.preload_flows([s for _, s in parts], [period], d.TABLES["followups"].metrics)
     return charts.bar_chart([(value, d.followup_coverage(src, period, s)) for value, s in parts],
-                            f"Follow-up coverage by rep {period.label} - {scope_label(scope)}",
+                            f"Follow-up coverage by {by} {period.label} - {scope_label(scope)}",
                             "customers touched / due", percent=True)

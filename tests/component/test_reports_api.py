@@ -59,7 +59,7 @@ def get(api, path, hdrs, **params):
 
 @pytest.fixture(scope="module")
 def book(api):
-    """A team with a manager and two reps, three customers, purchases and a won deal - and what they should add up to."""
+    """A team (a manager, two reps), three customers, purchases and a won deal - and what they add up to."""
     admin = {"Authorization": f"Bearer {issue_token(DEV_SECRET, 'admin', 'admin')}"}
     team = f"rt{uuid.uuid4().hex[:6]}"
     for rep, role in ((f"{team}-mgr", "manager"), (f"{team}-r1", "rep"), (f"{team}-r2", "rep")):

@@ -114,10 +114,10 @@ def start_service(migrated, tmp_path_factory):
     log_dir = str(tmp_path_factory.mktemp("service-logs"))
     started = []
 
-    def start(name, **extra_env):
+    def start(name, wait_healthy=True, **extra_env):
         service = ServiceProcess(name, {**migrated, **extra_env}, log_dir).start()
         started.append(service)
-        return service.wait_healthy()
+        return service.wait_healthy() if wait_healthy else service
 
     yield start
     for service in reversed(started):

@@ -22,7 +22,9 @@ from services.alerts.domain.rules import RULE_NAMES
 
 PREFIX = "ALERTS_"
 # read by crm_common.config, not by the alerts service itself
-INFRASTRUCTURE_VARIABLES = frozenset({"ALERTS_DATABASE_URL", "ALERTS_HTTP_ADDRESS"})
+INFRASTRUCTURE_VARIABLES = frozenset({"ALERTS_DATABASE_URL", "ALERTS_HTTP_ADDRESS", "ALERTS_DB_PASSWORD"})
+# what Kubernetes injects for a Service named "alerts" (service links): not ours either
+SERVICE_LINK_PREFIXES = ("ALERTS_SERVICE_", "ALERTS_PORT")
 
 
 def _int(settings: Mapping[str, str], key: str, default: int, minimum: int = 1) -> int:
@@ -140,7 +142,8 @@ class AlertsSettings:
                  "ALERTS_REALERT_COOLDOWN_DAYS", "ALERTS_SILENCE_DAYS", "ALERTS_DISABLED_RULES",
                  "ALERTS_HEALTH_WEIGHTS", "ALERTS_HEALTH_BANDS", "ALERTS_SWEEP_BATCH_SIZE",
                  "ALERTS_LIVE_WINDOW_HOURS"}
-        unknown = sorted(k for k in settings if k.startswith(PREFIX) and k not in known | INFRASTRUCTURE_VARIABLES)
+        unknown = sorted(k for k in settings if k.startswith(PREFIX) and k not in known | INFRASTRUCTURE_VARIABLES
+                         and not k.startswith(SERVICE_LINK_PREFIXES))
         if unknown:
             raise DomainError(f"unknown setting (known: {', '.join(sorted(known))})", unknown[0])
         overrides = overrides_from_environment(settings)

@@ -139,7 +139,8 @@ def items_from_event(name: str, event_id: str, event_time: datetime, data: dict)
     if name == "customer.lifecycle_changed":
         return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"lifecycle": data["new_lifecycle"]})], []
     if name == "customer.owner_changed":
-        return [Change(event_id, event_time, RANK_CHANGE, {"rep": data["new_owner_id"], "team": data.get("new_team")})], []
+        owner = {"rep": data["new_owner_id"], "team": data.get("new_team")}
+        return [Change(event_id, event_time, RANK_CHANGE, owner)], []
     if name == "health.score_changed":
         return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"score": data["new_score"]})], []
     if name == "purchase.recorded":
@@ -330,8 +331,12 @@ def reconcile(customer_id: str, knowledge: Knowledge, since: datetime, records: 
               neighbours: Callable[[datetime, datetime], list[Record]]) -> Outcome:
     """Recount everything dated at or after `since`.
 
-    `records` are the customer's records dated at or after `since`, the ones just
-    added, and the not-yet-dated ones of an alert whose raise just became known.
+    `records` are the customer's records dated at or after `since` - of every kind
+    when the event changed the timeline (it may move any later fact), else of the
+    kinds just added (a purchase can make a later one a repeat, a stage entry
+    change a later win's cycle, a task share a distinct count with a later one;
+    each distinct metric belongs to one kind) - plus the ones just added and the
+    not-yet-dated ones of an alert whose raise just became known.
     `neighbours(start, end)` returns the customer's other records dated in
     [start, end) of the kinds in DISTINCT_KINDS, with their applied contexts.
     The caller persists the returned changes, records and amounts together.

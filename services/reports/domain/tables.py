@@ -24,6 +24,7 @@ class FigureTable:
     description: str
     columns: tuple[str, ...]
     rows: Callable[[CounterSource, Period, Slice], list[Row]]
+    metrics: tuple[str, ...] = ()  # the flow metrics its rows read (so only those are loaded)
 
     def stock_dates(self, period: Period) -> list[date]:
         """Days whose stocks the rows read (so they can be loaded in one go)."""
@@ -118,13 +119,26 @@ def _summary(src: CounterSource, period: Period, slice_: Slice) -> Row:
     return row
 
 
-def _columns_of(fn) -> tuple[str, ...]:
-    """A row's keys, in order, read off a row over no data."""
-    return tuple(fn(InMemoryCounters(), Period(PeriodKind.MONTH, date(2026, 1, 1)), ALL))
+class _Recorder(InMemoryCounters):
+    """Empty counters that note which flow metrics a row reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.read: set[str] = set()
+
+    def flow(self, metric, period, slice_=ALL):
+        self.read.add(metric)
+        return 0
+
+
+def _table(name: str, description: str, fn, columns: tuple[str, ...] | None = None) -> FigureTable:
+    recorder = _Recorder()
+    rows = fn(recorder, Period(PeriodKind.MONTH, date(2026, 1, 1)), ALL)
+    return FigureTable(name, description, columns or tuple(rows[0]), fn, tuple(sorted(recorder.read)))
 
 
 TABLES: dict[str, FigureTable] = {
-    name: FigureTable(name, description, _columns_of(fn), _one(fn))
+    name: _table(name, description, _one(fn))
     for name, description, fn in (
         ("summary", "every headline figure of the period", _summary),
         ("churn", "active base at period start, customers churned, churn and retention rate", _churn),
@@ -140,7 +154,7 @@ TABLES: dict[str, FigureTable] = {
         ("health", "active base and average health score at period start and end", _health),
     )
 }
-TABLES["movements"] = FigureTable("movements", "moves between tiers and between lifecycle stages (one row per move)",
-                                  ("attribute", "from", "to", "moves"), _movements)
+TABLES["movements"] = _table("movements", "moves between tiers and between lifecycle stages (one row per move)",
+                             _movements, ("attribute", "from", "to", "moves"))
 
 TABLE_NAMES = tuple(TABLES)

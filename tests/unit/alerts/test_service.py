@@ -640,7 +640,8 @@ def test_the_daily_sweep_runs_once_per_day(service, store, clock):
     service.daily_sweep()
     service.daily_sweep()
     runs = rows(store, models.infrastructure["job_runs"])
-    assert [(r.job, r.period) for r in runs] == [("alerts-sweep", "2026-06-30")]
+    assert [(r.job, r.period, r.detail["finished"]) for r in runs] == [("alerts-sweep", "2026-06-30", True)]
+    assert runs[0].detail["customers"] == 1
     assert alert_rules(store, "c") == ["silence"]
     with store.session_factory() as session:
         assert session.execute(select(func.count()).select_from(models.alerts)).scalar() == 1

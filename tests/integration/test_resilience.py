@@ -1,0 +1,83 @@
+"""A service started before its broker waits for it, answers /health meanwhile, and stops cleanly."""
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import requests
+
+from crm_common.auth import issue_token
+from crm_common.config import DEV_SECRET
+
+
+PROXY = """
+import socket, sys, threading
+listen_port, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+server = socket.create_server(("127.0.0.1", listen_port))
+def pipe(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+while True:
+    client, _ = server.accept()
+    upstream = socket.create_connection((host, port))
+    threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+    threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+"""
+
+
+class GatedProxy:
+    """A TCP port that refuses connections until opened, then forwards them to the real broker
+    (a separate process, so its sockets stay out of this test's event loop)."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = None
+
+    def open(self):
+        self.process = subprocess.Popen([sys.executable, "-c", PROXY, str(self.port), *map(str, self.target)])
+
+    def close(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+def test_service_started_before_the_broker(start_service, infra, eventually):
+    broker = urlsplit(infra["CRM_AMQP_URI"])
+    proxy = GatedProxy(broker.hostname, broker.port)
+    uri = f"amqp://{broker.username}:{broker.password}@127.0.0.1:{proxy.port}/"
+    service = start_service("customers", wait_healthy=False, CRM_AMQP_URI=uri)
+    try:
+        def health():
+            try:
+                response = requests.get(service.base_url + "/health", timeout=5)
+                return response.status_code, response.json()
+            except requests.RequestException:
+                return None
+        status, body = eventually(health, timeout=30, message="/health answering while the broker is away")
+        assert status == 503 and body["checks"]["broker"].startswith("error")
+        time.sleep(3)
+        assert service.process.poll() is None, service.tail()  # still waiting, not crashed
+        proxy.open()
+        eventually(lambda: (health() or (None,))[0] == 200, timeout=60, message="healthy once the broker is up")
+        admin = {"Authorization": f"Bearer {issue_token(DEV_SECRET, 'admin', 'admin')}"}
+        assert requests.post(service.base_url + "/v1/reps", json={"id": f"late-{proxy.port}", "name": "Late"},
+                             headers=admin).status_code == 201
+        eventually(lambda: 'crm_events_published_total{routing_key="rep.registered.v1",service="customers"}'
+                   in requests.get(service.base_url + "/metrics").text, message="the event published")
+        assert service.stop() == 0
+    finally:
+        proxy.close()
