@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 import crm_common.contracts  # noqa: F401 - emitting needs every contract registered
+from crm_common.errors import DomainError, EventRejected
 from crm_common.events import Event, make_event, to_envelope
 
 # BigInteger ids that stay plain INTEGER on SQLite so they autoincrement there too.
@@ -194,6 +195,34 @@ class UnitOfWork:
         job_runs = self._tables["job_runs"]
         self.session.execute(update(job_runs).where(job_runs.c.job == job, job_runs.c.period == period)
                              .values(detail=_jsonable({**(detail or {}), "finished": True})))
+
+
+class Transactions:
+    """What a service does with its store: ``run`` a use case in one transaction, or ``apply_once``
+    an event (claimed in the same transaction, so a redelivery changes nothing). Mixed into
+    whatever gives units of work when called."""
+
+    def __call__(self) -> UnitOfWork:  # pragma: no cover - provided by the concrete store
+        raise NotImplementedError
+
+    def run(self, use_case, *args, **kwargs):
+        with self() as uow:
+            result = use_case(uow, *args, **kwargs)
+            uow.commit()
+            return result
+
+    def apply_once(self, event, change, *args, **kwargs) -> bool:
+        """False when the event was applied before. A business rule refusing the event
+        (DomainError) rejects it for good: it is dead-lettered, not retried."""
+        with self() as uow:
+            if not uow.claim(event):
+                return False
+            try:
+                change(uow, *args, **kwargs)
+            except DomainError as exc:
+                raise EventRejected(f"{event.name}: {exc.field or ''}: {exc.message}") from exc
+            uow.commit()
+        return True
 
 
 def _jsonable(value):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from crm_common import metrics
 from crm_common.clock import clock_from_config
-from crm_common.db import UnitOfWork, add_infrastructure_tables, make_engine
+from crm_common.db import Transactions, UnitOfWork, add_infrastructure_tables, make_engine
 from crm_common.outbox import BrokerPublisher, backlog, relay_batch, replay
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,8 @@ class Store(DependencyProvider):
         return StoreAccess(self)
 
 
-class StoreAccess:
-    """What a worker sees as ``self.store``: call it for a unit of work."""
+class StoreAccess(Transactions):
+    """What a worker sees as ``self.store``: call it for a unit of work, or use run / apply_once."""
 
     def __init__(self, provider: Store):
         self._provider = provider

@@ -41,3 +41,7 @@ class Unauthorized(CrmError):
 class Forbidden(CrmError):
     status = 403
     code = "forbidden"
+
+
+class EventRejected(Exception):
+    """An event that can never be applied (refers to nothing, breaks a rule): dead-lettered, not retried."""

@@ -26,6 +26,7 @@ from nameko.messaging import Consumer, QueueConsumer
 
 import crm_common.contracts  # noqa: F401 - subscribing needs every contract registered
 from crm_common import metrics
+from crm_common.errors import EventRejected  # noqa: F401 - handlers import it from here too
 from crm_common.events import InvalidEvent, definition, from_envelope
 from crm_common.outbox import BrokerPublisher, dead_letter_exchange, events_exchange
 
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 ATTEMPTS_HEADER = "x-crm-attempts"
 REASON_HEADER = "x-crm-dead-letter-reason"
 DEFAULT_EXCHANGE = Exchange("", type="direct")  # routes by queue name: a retry goes back to its own queue
-
-
-class EventRejected(Exception):
-    """Raised by a handler for an event that can never be applied (e.g. refers to nothing)."""
 
 
 def queue_name(service: str, routing_key: str) -> str:

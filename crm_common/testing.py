@@ -6,11 +6,11 @@ import json
 from sqlalchemy import MetaData, select
 from sqlalchemy.orm import sessionmaker
 
-from crm_common.db import UnitOfWork, make_engine
+from crm_common.db import Transactions, UnitOfWork, make_engine
 from crm_common.events import from_envelope
 
 
-class InMemoryStore:
+class InMemoryStore(Transactions):
     """Stands in for the Store dependency in worker_factory: same UnitOfWork, SQLite file, no relay."""
 
     def __init__(self, metadata: MetaData, tables: dict, service: str, path: str):

@@ -23,55 +23,49 @@ class AlertsService(Operations):
     clock = Clock()
     settings = Settings(AlertsSettings.from_settings)
 
-    def _run(self, use_case, *args, **kwargs):
-        with self.store() as uow:
-            result = use_case(uow, *args, **kwargs)
-            uow.commit()
-            return result
-
     # ------------------------------------------------------------ alerts
 
     @api("GET", "/v1/alerts")
     def list_alerts(self, request):
         params = schemas.AlertListQuerySchema().load(request.args.to_dict())
-        return self._run(handlers.list_alerts, request.principal, params)
+        return self.store.run(handlers.list_alerts, request.principal, params)
 
     @api("GET", "/v1/alerts/summary")
     def alerts_summary(self, request):
-        return self._run(handlers.summary, request.principal)
+        return self.store.run(handlers.summary, request.principal)
 
     @api("GET", "/v1/alerts/<alert_id>")
     def get_alert(self, request, alert_id):
-        return self._run(handlers.get_alert, request.principal, alert_id)
+        return self.store.run(handlers.get_alert, request.principal, alert_id)
 
     @api("POST", "/v1/alerts/<alert_id>/acknowledge")
     def acknowledge(self, request, alert_id):
         raw = request.get_data(as_text=True).strip()
         data = schemas.AcknowledgeSchema().load(json_body(request)) if raw else {}
-        return self._run(handlers.acknowledge, request.principal, alert_id, data.get("note"), self.clock.now())
+        return self.store.run(handlers.acknowledge, request.principal, alert_id, data.get("note"), self.clock.now())
 
     @api("POST", "/v1/alerts/<alert_id>/resolve")
     def resolve(self, request, alert_id):
         data = schemas.ResolveSchema().load(json_body(request))
-        return self._run(handlers.resolve, request.principal, alert_id, data["outcome"], data.get("note"),
+        return self.store.run(handlers.resolve, request.principal, alert_id, data["outcome"], data.get("note"),
                          self.clock.now())
 
     @api("GET", "/v1/customers/<customer_id>/health")
     def customer_health(self, request, customer_id):
         params = schemas.HealthQuerySchema().load(request.args.to_dict())
-        return self._run(handlers.customer_health, request.principal, customer_id, self.settings, self.clock.now(),
+        return self.store.run(handlers.customer_health, request.principal, customer_id, self.settings, self.clock.now(),
                          as_of=params.get("as_of"), history_limit=params["history_limit"])
 
     # ------------------------------------------------------------ rules
 
     @api("GET", "/v1/alert-rules")
     def get_rules(self, request):
-        return self._run(handlers.get_rules, self.settings)
+        return self.store.run(handlers.get_rules, self.settings)
 
     @api("PUT", "/v1/alert-rules")
     def put_rules(self, request):
         request.principal.require("admin")
-        return self._run(handlers.put_rules, request.principal, json_body(request), self.settings, self.clock.now())
+        return self.store.run(handlers.put_rules, request.principal, json_body(request), self.settings, self.clock.now())
 
     # ------------------------------------------------------------ sweep and escalation
 
@@ -148,20 +142,10 @@ class AlertsService(Operations):
     # ------------------------------------------------------------ facts from other services
 
     def _apply(self, event):
-        with self.store() as uow:
-            if not uow.claim(event):
-                return False
-            handlers.apply_customer_event(uow, event, self.settings, self.clock.now())
-            uow.commit()
-        return True
+        return self.store.apply_once(event, handlers.apply_customer_event, event, self.settings, self.clock.now())
 
     def _apply_rep(self, event):
-        with self.store() as uow:
-            if not uow.claim(event):
-                return False
-            handlers.apply_rep_event(uow, event, self.clock.now())
-            uow.commit()
-        return True
+        return self.store.apply_once(event, handlers.apply_rep_event, event, self.clock.now())
 
     @subscribe("customer.created")
     def on_customer_created(self, event):

@@ -380,6 +380,15 @@ def set_risk_flag(uow, customer_id: str, flagged: bool, now: datetime, policy, r
     return True
 
 
+def note_alert_resolved(uow, data: dict, now: datetime, policy) -> None:
+    """The alerts service says whether the at-risk flag goes (no other alert still open)."""
+    clears = data.get("clears_at_risk")
+    if clears is None:
+        clears = data["outcome"] == "recovered"
+    if clears:
+        set_risk_flag(uow, data["customer_id"], False, now, policy, reason=f"alert resolved as {data['outcome']}")
+
+
 # ---------------------------------------------------------------- pipeline
 
 def move_stage(uow, actor: Principal, customer_id: str, stage: str, changed_at: datetime | None,

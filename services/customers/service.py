@@ -21,88 +21,82 @@ class CustomersService(Operations):
     clock = Clock()
     policy = Settings(ClassificationPolicy.from_settings)
 
-    def _run(self, use_case, *args, **kwargs):
-        with self.store() as uow:
-            result = use_case(uow, *args, **kwargs)
-            uow.commit()
-            return result
-
     # ------------------------------------------------------------ reps
 
     @api("POST", "/v1/reps")
     def register_rep(self, request):
         data = schemas.RepSchema().load(json_body(request))
-        return 201, self._run(handlers.register_rep, request.principal, data, self.clock.now())
+        return 201, self.store.run(handlers.register_rep, request.principal, data, self.clock.now())
 
     @api("GET", "/v1/reps")
     def list_reps(self, request):
-        return {"items": self._run(handlers.list_reps, request.principal, request.args.get("team"))}
+        return {"items": self.store.run(handlers.list_reps, request.principal, request.args.get("team"))}
 
     @api("PATCH", "/v1/reps/<rep_id>")
     def update_rep(self, request, rep_id):
         data = schemas.RepUpdateSchema().load(json_body(request))
-        return self._run(handlers.update_rep, request.principal, rep_id, data, self.clock.now())
+        return self.store.run(handlers.update_rep, request.principal, rep_id, data, self.clock.now())
 
     @api("POST", "/v1/reps/<rep_id>/handover")
     def handover(self, request, rep_id):
         data = schemas.HandoverSchema().load(json_body(request))
-        return self._run(handlers.handover, request.principal, rep_id, data, self.clock.now())
+        return self.store.run(handlers.handover, request.principal, rep_id, data, self.clock.now())
 
     # ------------------------------------------------------------ customers
 
     @api("POST", "/v1/customers")
     def create_customer(self, request):
         data = schemas.CustomerCreateSchema().load(json_body(request))
-        return 201, self._run(handlers.create_customer, request.principal, data, self.clock.now(), self.policy)
+        return 201, self.store.run(handlers.create_customer, request.principal, data, self.clock.now(), self.policy)
 
     @api("POST", "/v1/customers/import")
     def import_customer(self, request):
         data = schemas.ImportSchema().load(json_body(request))
-        return 201, self._run(handlers.import_customer, request.principal, data, self.clock.now(), self.policy)
+        return 201, self.store.run(handlers.import_customer, request.principal, data, self.clock.now(), self.policy)
 
     @api("GET", "/v1/customers")
     def list_customers(self, request):
         params = schemas.ListQuerySchema().load(request.args.to_dict())
-        return self._run(handlers.list_customers, request.principal, params)
+        return self.store.run(handlers.list_customers, request.principal, params)
 
     @api("GET", "/v1/customers/<customer_id>")
     def get_customer(self, request, customer_id):
-        return self._run(handlers.get_customer, request.principal, customer_id)
+        return self.store.run(handlers.get_customer, request.principal, customer_id)
 
     @api("PATCH", "/v1/customers/<customer_id>")
     def update_customer(self, request, customer_id):
         data = schemas.CustomerUpdateSchema().load(json_body(request))
-        return self._run(handlers.update_customer, request.principal, customer_id, data, self.clock.now())
+        return self.store.run(handlers.update_customer, request.principal, customer_id, data, self.clock.now())
 
     @api("POST", "/v1/customers/<customer_id>/archive")
     def archive_customer(self, request, customer_id):
-        return self._run(handlers.archive_customer, request.principal, customer_id, self.clock.now())
+        return self.store.run(handlers.archive_customer, request.principal, customer_id, self.clock.now())
 
     @api("POST", "/v1/customers/<customer_id>/purchases")
     def record_purchase(self, request, customer_id):
         data = schemas.PurchaseSchema().load(json_body(request))
-        return 201, self._run(handlers.record_purchase, request.principal, customer_id, data, self.clock.now(),
+        return 201, self.store.run(handlers.record_purchase, request.principal, customer_id, data, self.clock.now(),
                               self.policy)
 
     @api("GET", "/v1/customers/<customer_id>/purchases")
     def list_purchases(self, request, customer_id):
-        return {"items": self._run(handlers.list_purchases, request.principal, customer_id)}
+        return {"items": self.store.run(handlers.list_purchases, request.principal, customer_id)}
 
     @api("POST", "/v1/customers/<customer_id>/stage")
     def move_stage(self, request, customer_id):
         data = schemas.StageMoveSchema().load(json_body(request))
-        return self._run(handlers.move_stage, request.principal, customer_id, data["stage"],
+        return self.store.run(handlers.move_stage, request.principal, customer_id, data["stage"],
                          data.get("changed_at"), self.clock.now())
 
     @api("POST", "/v1/customers/<customer_id>/transfer")
     def transfer_customer(self, request, customer_id):
         data = schemas.TransferSchema().load(json_body(request))
-        return self._run(handlers.transfer_customer, request.principal, customer_id, data["to_owner_id"],
+        return self.store.run(handlers.transfer_customer, request.principal, customer_id, data["to_owner_id"],
                          data["reason"], self.clock.now())
 
     @api("GET", "/v1/customers/<customer_id>/history")
     def customer_history(self, request, customer_id):
-        return self._run(handlers.customer_history, request.principal, customer_id)
+        return self.store.run(handlers.customer_history, request.principal, customer_id)
 
     # ------------------------------------------------------------ classification sweep
 
@@ -144,33 +138,17 @@ class CustomersService(Operations):
 
     @subscribe("interaction.logged")
     def on_interaction_logged(self, event):
-        with self.store() as uow:
-            if not uow.claim(event):
-                return False
-            handlers.note_interaction(uow, event.data["customer_id"], event.data["occurred_at"],
-                                      self.clock.now(), self.policy)
-            uow.commit()
+        return self.store.apply_once(event, handlers.note_interaction, event.data["customer_id"],
+                                     event.data["occurred_at"], self.clock.now(), self.policy)
 
     @subscribe("alert.raised")
     def on_alert_raised(self, event):
-        with self.store() as uow:
-            if not uow.claim(event):
-                return False
-            handlers.set_risk_flag(uow, event.data["customer_id"], True, self.clock.now(), self.policy,
-                                   reason=f"alert {event.data['rule']} raised")
-            uow.commit()
+        return self.store.apply_once(event, handlers.set_risk_flag, event.data["customer_id"], True,
+                                     self.clock.now(), self.policy, reason=f"alert {event.data['rule']} raised")
 
     @subscribe("alert.resolved")
     def on_alert_resolved(self, event):
-        with self.store() as uow:
-            if not uow.claim(event):
-                return False
-            # the alerts service says whether the flag goes (no other alert still open)
-            clears = event.data.get("clears_at_risk")
-            if clears if clears is not None else event.data["outcome"] == "recovered":
-                handlers.set_risk_flag(uow, event.data["customer_id"], False, self.clock.now(), self.policy,
-                                       reason="alert resolved as recovered")
-            uow.commit()
+        return self.store.apply_once(event, handlers.note_alert_resolved, event.data, self.clock.now(), self.policy)
 
     # ------------------------------------------------------------ answers other services need now
 

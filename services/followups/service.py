@@ -49,12 +49,6 @@ class FollowupsService(Operations):
 
     # ------------------------------------------------------------ plumbing
 
-    def _run(self, use_case, *args, **kwargs):
-        with self.store() as uow:
-            result = use_case(uow, *args, **kwargs)
-            uow.commit()
-            return result
-
     def _policy(self, uow):
         return handlers.current_policy(uow, self.settings)[0]
 
@@ -66,18 +60,6 @@ class FollowupsService(Operations):
         except eventlet.Timeout:
             raise handlers.Unavailable("the customers service did not answer; try again", field="customer_id")
 
-    def _apply(self, event, change) -> bool | None:
-        """Apply an event once (claimed in the same transaction); a rule refusing it dead-letters it."""
-        with self.store() as uow:
-            if not uow.claim(event):
-                return False
-            try:
-                change(uow)
-            except DomainError as exc:
-                raise EventRejected(f"{event.name}: {exc.field}: {exc.message}") from exc
-            uow.commit()
-        return None
-
     @staticmethod
     def _query(schema, request) -> dict:
         return schema().load(request.args.to_dict())
@@ -88,14 +70,14 @@ class FollowupsService(Operations):
     def log_interaction(self, request):
         data = schemas.InteractionSchema().load(json_body(request))
         now = self.clock.now()
-        return 201, self._run(lambda uow: handlers.log_interaction(
+        return 201, self.store.run(lambda uow: handlers.log_interaction(
             uow, request.principal, data, now, self.settings, self._policy(uow), self._fetch_brief))
 
     @api("GET", "/v1/customers/<customer_id>/interactions")
     def customer_interactions(self, request, customer_id):
         params = self._query(schemas.TimelineQuery, request)
         now = self.clock.now()
-        return self._run(lambda uow: handlers.customer_timeline(
+        return self.store.run(lambda uow: handlers.customer_timeline(
             uow, request.principal, customer_id, params["limit"], now, self._fetch_brief, self._policy(uow),
             self.settings))
 
@@ -104,64 +86,64 @@ class FollowupsService(Operations):
     @api("GET", "/v1/tasks")
     def list_tasks(self, request):
         params = self._query(schemas.TaskListQuery, request)
-        return self._run(handlers.list_tasks, request.principal, params)
+        return self.store.run(handlers.list_tasks, request.principal, params)
 
     @api("POST", "/v1/tasks")
     def create_task(self, request):
         data = schemas.TaskCreateSchema().load(json_body(request))
         now = self.clock.now()
-        return 201, self._run(lambda uow: handlers.create_manual_task(
+        return 201, self.store.run(lambda uow: handlers.create_manual_task(
             uow, request.principal, data, now, self.settings, self._policy(uow), self._fetch_brief))
 
     @api("GET", "/v1/tasks/<task_id>")
     def get_task(self, request, task_id):
         def use_case(uow):
             return handlers.task_view(handlers._visible_task(uow, request.principal, task_id))
-        return self._run(use_case)
+        return self.store.run(use_case)
 
     @api("POST", "/v1/tasks/<task_id>/complete")
     def complete_task(self, request, task_id):
         data = schemas.TaskCompleteSchema().load(json_body(request))
         now = self.clock.now()
-        return self._run(lambda uow: handlers.complete_task(
+        return self.store.run(lambda uow: handlers.complete_task(
             uow, request.principal, task_id, data["interaction_id"], now, self._policy(uow)))
 
     @api("POST", "/v1/tasks/<task_id>/skip")
     def skip_task(self, request, task_id):
         data = schemas.TaskSkipSchema().load(json_body(request))
         now = self.clock.now()
-        return self._run(lambda uow: handlers.skip_task(
+        return self.store.run(lambda uow: handlers.skip_task(
             uow, request.principal, task_id, data["reason"], now, self._policy(uow)))
 
     @api("POST", "/v1/tasks/<task_id>/reassign")
     def reassign_task(self, request, task_id):
         data = schemas.TaskReassignSchema().load(json_body(request))
-        return self._run(handlers.reassign_task, request.principal, task_id, data["assignee_id"], data["reason"],
+        return self.store.run(handlers.reassign_task, request.principal, task_id, data["assignee_id"], data["reason"],
                          self.clock.now())
 
     @api("GET", "/v1/worklist")
     def worklist(self, request):
         params = self._query(schemas.WorklistQuery, request)
-        return self._run(handlers.worklist, request.principal, params, self.clock.now(), self.settings)
+        return self.store.run(handlers.worklist, request.principal, params, self.clock.now(), self.settings)
 
     # ------------------------------------------------------------ policy and measures
 
     @api("GET", "/v1/cadence-policy")
     def get_cadence_policy(self, request):
-        return self._run(handlers.get_policy, self.settings)
+        return self.store.run(handlers.get_policy, self.settings)
 
     @api("PUT", "/v1/cadence-policy")
     def put_cadence_policy(self, request):
         request.principal.require("admin")
         data = schemas.CadencePolicySchema().load(json_body(request))
-        result = self._run(handlers.put_policy, request.principal, data, self.settings, self.clock.now())
+        result = self.store.run(handlers.put_policy, request.principal, data, self.settings, self.clock.now())
         return {**result, "note": "open cadence tasks follow the new policy at the next reminder tick "
                                   "(or POST /v1/sweeps/cadence)"}
 
     @api("GET", "/v1/stats/missed")
     def missed_stats(self, request):
         params = self._query(schemas.MissedQuery, request)
-        return self._run(handlers.missed_stats, request.principal, params)
+        return self.store.run(handlers.missed_stats, request.principal, params)
 
     # ------------------------------------------------------------ periodic work
 
@@ -256,54 +238,54 @@ class FollowupsService(Operations):
     @subscribe("customer.created")
     def on_customer_created(self, event):
         now = self.clock.now()
-        return self._apply(event, lambda uow: handlers.apply_snapshot(
+        return self.store.apply_once(event, lambda uow: handlers.apply_snapshot(
             uow, event.data, event.data["created_at"], now, self._policy(uow), self.settings))
 
     @subscribe("customer.updated")
     def on_customer_updated(self, event):
         now = self.clock.now()
-        return self._apply(event, lambda uow: handlers.apply_snapshot(
+        return self.store.apply_once(event, lambda uow: handlers.apply_snapshot(
             uow, event.data, event.time, now, self._policy(uow), self.settings))
 
     @subscribe("customer.archived")
     def on_customer_archived(self, event):
         d = event.data
-        return self._apply(event, lambda uow: handlers.archive_customer(
+        return self.store.apply_once(event, lambda uow: handlers.archive_customer(
             uow, d["customer_id"], d["archived_at"], self.clock.now(), d.get("owner_id"), d.get("team")))
 
     @subscribe("customer.tier_changed")
     def on_tier_changed(self, event):
-        return self._apply(event, lambda uow: handlers.apply_tier(uow, event.data, self.clock.now(),
+        return self.store.apply_once(event, lambda uow: handlers.apply_tier(uow, event.data, self.clock.now(),
                                                                   self._policy(uow)))
 
     @subscribe("customer.lifecycle_changed")
     def on_lifecycle_changed(self, event):
-        return self._apply(event, lambda uow: handlers.apply_lifecycle(uow, event.data, self.clock.now(),
+        return self.store.apply_once(event, lambda uow: handlers.apply_lifecycle(uow, event.data, self.clock.now(),
                                                                        self._policy(uow)))
 
     @subscribe("customer.stage_changed")
     def on_stage_changed(self, event):
-        return self._apply(event, lambda uow: handlers.apply_stage(uow, event.data, self.clock.now(),
+        return self.store.apply_once(event, lambda uow: handlers.apply_stage(uow, event.data, self.clock.now(),
                                                                    self.settings))
 
     @subscribe("customer.owner_changed")
     def on_owner_changed(self, event):
-        return self._apply(event, lambda uow: handlers.apply_owner_change(uow, event.data, event.time,
+        return self.store.apply_once(event, lambda uow: handlers.apply_owner_change(uow, event.data, event.time,
                                                                           self.clock.now()))
 
     @subscribe("purchase.recorded")
     def on_purchase_recorded(self, event):
-        return self._apply(event, lambda uow: handlers.apply_purchase(uow, event.data, self.clock.now()))
+        return self.store.apply_once(event, lambda uow: handlers.apply_purchase(uow, event.data, self.clock.now()))
 
     @subscribe("rep.registered")
     def on_rep_registered(self, event):
-        return self._apply(event, lambda uow: handlers.apply_rep(uow, event.data, self.clock.now()))
+        return self.store.apply_once(event, lambda uow: handlers.apply_rep(uow, event.data, self.clock.now()))
 
     @subscribe("rep.updated")
     def on_rep_updated(self, event):
-        return self._apply(event, lambda uow: handlers.apply_rep(uow, event.data, self.clock.now()))
+        return self.store.apply_once(event, lambda uow: handlers.apply_rep(uow, event.data, self.clock.now()))
 
     @subscribe("alert.raised")
     def on_alert_raised(self, event):
-        return self._apply(event, lambda uow: handlers.apply_alert(uow, event.data, self.clock.now(),
+        return self.store.apply_once(event, lambda uow: handlers.apply_alert(uow, event.data, self.clock.now(),
                                                                    self.settings))

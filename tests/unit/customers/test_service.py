@@ -236,7 +236,7 @@ def test_interaction_event_applied_once_and_keeps_customer_from_churning(service
     event = event_of("interaction.logged", customer["id"], {
         "interaction_id": "i1", "customer_id": customer["id"], "rep_id": "rep-n1", "kind": "call",
         "phase": "post_sale", "occurred_at": NOW - timedelta(days=1), "outcome": "reached"})
-    assert service.on_interaction_logged(event) is None
+    assert service.on_interaction_logged(event) is True
     assert service.on_interaction_logged(event) is False  # redelivered: skipped
     body = service.get_customer(request(REP_N1), customer["id"])
     assert body["lifecycle"] == "dormant"

@@ -119,7 +119,7 @@ def names(store, prefix="task."):
 def test_a_new_customer_gets_one_cadence_task_for_its_owner_and_redelivery_changes_nothing(service, store):
     created = event("customer.created", {"customer_id": "c1", "company": "Acme", "owner_id": "rep-n1", "team": "north",
                                          "tier": "B", "lifecycle": "potential", "created_at": NOW - 2 * DAY})
-    assert service.on_customer_created(created) is None
+    assert service.on_customer_created(created) is True
     assert service.on_customer_created(created) is False  # claimed: a duplicate delivery is skipped
     [task] = open_tasks(service)
     assert (task["assignee_id"], task["kind"], task["reason"], task["due_at"]) == (
@@ -345,8 +345,8 @@ def test_a_rule_refusing_an_event_dead_letters_it(service, store):
         raise DomainError("cannot apply", field="new_tier")
 
     with pytest.raises(EventRejected):
-        service._apply(evt, refuse)
-    assert service.on_tier_changed(evt) is None  # nothing was claimed: it can still be applied
+        service.store.apply_once(evt, refuse)
+    assert service.on_tier_changed(evt) is True  # nothing was claimed: it can still be applied
 
 
 # --- reminders --------------------------------------------------------------------------------------------
