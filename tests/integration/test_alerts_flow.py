@@ -1,0 +1,59 @@
+"""Churn early warning across real processes: silence -> alert -> at-risk + recall task -> recovered."""
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import requests
+
+from crm_common.auth import issue_token
+from crm_common.config import DEV_SECRET
+
+NOW = datetime.now(timezone.utc)
+ADMIN = {"Authorization": f"Bearer {issue_token(DEV_SECRET, 'admin', 'admin')}"}
+
+
+def test_silence_to_alert_to_recall_to_recovery(system, eventually):
+    customers, followups, alerts = (system[n].base_url for n in ("customers", "followups", "alerts"))
+    team = f"a{uuid.uuid4().hex[:8]}"
+    rep = f"{team}-r1"
+    assert requests.post(f"{customers}/v1/reps", json={"id": rep, "name": rep, "team": team},
+                         headers=ADMIN).status_code == 201
+    rep_auth = {"Authorization": f"Bearer {issue_token(DEV_SECRET, rep, 'rep', team)}"}
+    purchase_days = (300, 240, 180, 120, 60)
+    imported = requests.post(f"{customers}/v1/customers/import", headers=ADMIN, json={
+        "customer": {"company": "Quiet Corp", "owner_id": rep, "created_at": (NOW - timedelta(days=400)).isoformat()},
+        "stages": [{"stage": "won", "changed_at": (NOW - timedelta(days=320)).isoformat()}],
+        "purchases": [{"amount": "3000.00", "currency": "USD", "purchased_at": (NOW - timedelta(days=d)).isoformat()}
+                      for d in purchase_days]})
+    assert imported.status_code == 201, imported.text
+    customer_id = imported.json()["id"]
+    eventually(lambda: requests.post(f"{followups}/v1/interactions", headers=rep_auth, json={
+        "customer_id": customer_id, "kind": "call", "outcome": "reached",
+        "occurred_at": (NOW - timedelta(days=70)).isoformat()}).status_code == 201, message="touch logged")
+
+    def folded():
+        response = requests.get(f"{alerts}/v1/customers/{customer_id}/health", headers=ADMIN)
+        body = response.json() if response.status_code == 200 else {}
+        signals = body.get("signals", {})
+        return signals.get("purchases_12m") == len(purchase_days) and signals.get("last_contact_at")
+    eventually(folded, timeout=30, message="alerts folded the history from events")
+
+    assert requests.post(f"{alerts}/v1/alerts/sweep", json={}, headers=ADMIN).status_code == 200
+    alerts_of = lambda: requests.get(f"{alerts}/v1/alerts", params={"customer_id": customer_id},  # noqa: E731
+                                     headers=ADMIN).json()["items"]
+    [silence] = [a for a in alerts_of() if a["rule"] == "silence"]
+    assert any(s["name"] == "days_since_contact" for s in silence["signals"])
+    assert requests.post(f"{alerts}/v1/alerts/sweep", json={}, headers=ADMIN).status_code == 200
+    assert len([a for a in alerts_of() if a["rule"] == "silence"]) == 1  # a second sweep adds no duplicate
+
+    eventually(lambda: requests.get(f"{customers}/v1/customers/{customer_id}", headers=ADMIN)
+               .json()["lifecycle"] == "at_risk", message="customers flagged the customer at risk")
+    eventually(lambda: [t for t in requests.get(f"{followups}/v1/tasks", headers=ADMIN,
+                                                params={"customer_id": customer_id, "kind": "recall"}).json()["items"]
+                        if t["assignee_id"] == rep], message="followups opened the recall task for the owner")
+
+    for alert in alerts_of():
+        response = requests.post(f"{alerts}/v1/alerts/{alert['id']}/resolve", headers=rep_auth,
+                                 json={"outcome": "recovered", "note": "reordered"})
+        assert response.status_code == 200, response.text
+    eventually(lambda: requests.get(f"{customers}/v1/customers/{customer_id}", headers=ADMIN)
+               .json()["lifecycle"] != "at_risk", message="customers lifted the flag on recovery")
