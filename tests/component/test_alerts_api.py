@@ -1,21 +1,17 @@
 """Alerts end to end over HTTP: all four services in-process on the memory bus (the embedded system).
 
 Reps, customers and backdated purchase histories go in through the customers API; interactions through the
-followups API (or, while that service has no such route, as interaction.logged events published on the
-bus). Then: a live unanswered streak raises an alert at once; the sweep raises silence; customers flags the
+followups API. Then: a live unanswered streak raises an alert at once; the sweep raises silence; customers flags the
 customer at risk; followups opens the recall task; the rep acknowledges and resolves; customers unflags.
 """
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
-from crm_common.events import make_event, to_envelope
-from crm_common.outbox import BrokerPublisher, events_exchange
 
 NOW = datetime.now(timezone.utc)
 PURCHASE_DAYS = (310, 280, 250, 220, 190, 160, 130, 100, 70, 40, 10)
@@ -66,9 +62,6 @@ def world(embedded_system):
                 {"id": "rep-s1", "name": "Sam South", "team": "south"}):
         status, body = w["admin"].post("/v1/reps", rep)
         assert status == 201, body
-    status, _ = w["admin"].get("/v1/tasks")
-    w["followups_api"] = status != 404
-    w["publisher"] = BrokerPublisher("memory://")
 
     for name, owner in (("quiet", "rep-n1"), ("happy", "rep-n1"), ("streak", "rep-n1"), ("south", "rep-s1")):
         status, body = w["admin"].post("/v1/customers/import", {
@@ -85,7 +78,6 @@ def world(embedded_system):
     for name in w["ids"]:
         wait_known(w, name)
     yield w
-    w["publisher"].close()
 
 
 def owner_client(w, name):
@@ -94,20 +86,13 @@ def owner_client(w, name):
 
 def log_interaction(w, name, occurred_at, outcome):
     customer_id = w["ids"][name]
-    if w["followups_api"]:
-        # followups learns about the customer from customer.created: wait until it accepts the touch
-        def logged():
-            status, body = owner_client(w, name).post("/v1/interactions", {
-                "customer_id": customer_id, "kind": "call", "outcome": outcome,
-                "occurred_at": occurred_at.isoformat()})
-            return body if status == 201 else None
-        wait_for(logged, what=f"followups to accept an interaction for {name}")
-        return
-    evt = make_event("interaction.logged", customer_id, {
-        "interaction_id": f"int_{uuid.uuid4().hex[:12]}", "customer_id": customer_id,
-        "rep_id": "rep-s1" if name == "south" else "rep-n1", "kind": "call", "phase": "post_sale",
-        "occurred_at": occurred_at, "outcome": outcome}, source="crm/followups", time=occurred_at)
-    w["publisher"].publish(to_envelope(evt), events_exchange, evt.routing_key, message_id=evt.id)
+    # followups learns about the customer from customer.created: wait until it accepts the touch
+    def logged():
+        status, body = owner_client(w, name).post("/v1/interactions", {
+            "customer_id": customer_id, "kind": "call", "outcome": outcome,
+            "occurred_at": occurred_at.isoformat()})
+        return body if status == 201 else None
+    wait_for(logged, what=f"followups to accept an interaction for {name}")
 
 
 def health(w, name, client=None):
@@ -164,12 +149,11 @@ def test_silence_to_alert_to_recall_task_to_resolution(world):
     wait_for(lambda: (lambda s, b: s == 200 and b["flagged_at_risk"] and b["lifecycle"] == "at_risk")(
         *rep.get(f"/v1/customers/{quiet}")), what="customers to flag the customer at risk")
     # followups opens a recall task for the owner on alert.raised
-    if world["followups_api"]:
-        def recall_task():
-            status, body = rep.get("/v1/tasks", customer_id=quiet, kind="recall")
-            return status == 200 and body["items"]
-        [task] = wait_for(recall_task, what="followups to open the recall task")
-        assert task["assignee_id"] == "rep-n1"
+    def recall_task():
+        status, body = rep.get("/v1/tasks", customer_id=quiet, kind="recall")
+        return status == 200 and body["items"]
+    [task] = wait_for(recall_task, what="followups to open the recall task")
+    assert task["assignee_id"] == "rep-n1"
 
     status, body = rep.post(f"/v1/alerts/{alert['id']}/acknowledge", {"note": "calling them today"})
     assert (status, body["status"], body["acknowledged_by"]) == (200, "acknowledged", "rep-n1")
