@@ -32,15 +32,20 @@ def _json(base_url: str, token: str, path: str, **params):
     return json.loads(_get(base_url, token, path, **params))
 
 
-def wait_until_caught_up(base_url: str, admin_token: str, timeout: float = 120.0, quiet: float = 2.0) -> int:
+def wait_until_caught_up(base_url: str, admin_token: str, timeout: float = 900.0, quiet: float = 3.0) -> int:
     """Until the number of events applied stops growing for `quiet` seconds (bounded by timeout)."""
-    deadline, last, since = time.monotonic() + timeout, -1, time.monotonic()
+    started = time.monotonic()
+    deadline, last, since, told = started + timeout, -1, started, started
     while time.monotonic() < deadline:
         applied = _json(base_url, admin_token, "/v1/reports/status")["events_applied"]
+        now = time.monotonic()
         if applied != last:
-            last, since = applied, time.monotonic()
-        elif time.monotonic() - since >= quiet:
+            last, since = applied, now
+        elif now - since >= quiet:
             break
+        if now - told >= 10:
+            print(f"  reports service: {applied} events applied so far ...")
+            told = now
         time.sleep(0.5)
     return last
 

@@ -9,7 +9,9 @@ import eventlet
 import random
 from datetime import datetime, timezone
 
-from crm import demo, demo_alerts, demo_followups, runner
+import os
+
+from crm import demo, demo_alerts, demo_followups, demo_reports, runner
 from crm_common import metrics
 from crm_common.config import DEV_SECRET, env
 
@@ -50,6 +52,8 @@ def run(args) -> None:
     tour(base_url, data)
     demo_followups.tour(base_url, data["tokens"])
     demo_alerts.tour(base_url, data["tokens"])
+    _wait_for_outbox()
+    demo_reports.tour(base_url, data["tokens"], os.path.join(args.data_dir, "reports"))
     if args.no_serve:
         service_runner.stop()
         return

@@ -34,21 +34,17 @@ ONE_DAY = timedelta(days=1)
 
 # ================================================================ applying events
 
-def apply_event(uow, event: Event, settings: d.ReportSettings, now: datetime) -> bool:
-    """Apply one event exactly once; False when it was applied before (a redelivery)."""
+def apply_event(uow, event: Event, settings: d.ReportSettings, now: datetime) -> None:
+    """Apply one event, already claimed in this unit of work (``store.apply_once``: exactly once)."""
     if event.name in book.DIRECTORY_EVENTS:
-        if not uow.claim(event):
-            return False
         _note_rep(uow.session, event)
-        return True
-    customer_id = event.data["customer_id"]
+        return
     if event.name in book.IGNORED_EVENTS:
-        return uow.claim(event)
+        return
+    customer_id = event.data["customer_id"]
     # the customer's row is the lock: two events about one customer are applied one after the other,
     # by whichever replica, so each sees the other's book complete
     _lock_customer(uow.session, customer_id, now)
-    if not uow.claim(event):
-        return False
     changes, records = book.items_from_event(event.name, event.id, event.time, event.data)
     session = uow.session
     if changes:
@@ -70,7 +66,6 @@ def apply_event(uow, event: Event, settings: d.ReportSettings, now: datetime) ->
         timeline = _reconcile(session, customer_id, since, {r.id for r in records}, alerts, settings, kinds)
         if changes:
             _save_state(session, customer_id, timeline, now)
-    return True
 
 
 def _dialect(session) -> str:
@@ -103,10 +98,11 @@ def _insert_ignore(session, table, rows: list[dict], keys: list[str]) -> None:
 
 
 def _lock_customer(session, customer_id: str, now: datetime) -> None:
-    _insert_ignore(session, customer_state, [{"customer_id": customer_id, "known": False, "archived": False,
-                                              "first_seen_at": now, "updated_at": now}], ["customer_id"])
-    session.execute(select(customer_state.c.customer_id).where(customer_state.c.customer_id == customer_id)
-                    .with_for_update()).one()
+    lock = select(customer_state.c.customer_id).where(customer_state.c.customer_id == customer_id).with_for_update()
+    if session.execute(lock).first() is None:  # first event about this customer: create its row, then lock it
+        _insert_ignore(session, customer_state, [{"customer_id": customer_id, "known": False, "archived": False,
+                                                  "first_seen_at": now, "updated_at": now}], ["customer_id"])
+        session.execute(lock).one()
 
 
 def _known_raise(session, customer_id: str, alert_id: str) -> datetime | None:
@@ -227,14 +223,16 @@ def add_to_counters(session, amounts: dict[CounterKey, Number]) -> None:
                                      "period_kinds": list(columns[2]), "period_starts": list(columns[3]),
                                      "metrics": list(columns[4]), "amounts": list(columns[5])})
         return
-    params = [dict(zip((*COUNTER_PK[:4], "metric", "value"), r)) for r in rows]
-    if dialect == "sqlite":  # one prepared statement, run per row inside sqlite3 (no network)
+    if dialect == "sqlite":  # one prepared statement, run per row inside sqlite3 (no network, no SQL parsing)
         if _SQLITE_UPSERT is None:
             statement = sqlite.insert(counters)
-            _SQLITE_UPSERT = statement.on_conflict_do_update(
+            _SQLITE_UPSERT = str(statement.on_conflict_do_update(
                 index_elements=list(COUNTER_PK), set_={"value": counters.c.value + statement.excluded.value})
-        session.execute(_SQLITE_UPSERT, params)
+                .compile(dialect=sqlite.dialect()))
+        session.connection().exec_driver_sql(  # (?, ?, ?, ?, ?, ?) in COUNTER_PK order, then value
+            _SQLITE_UPSERT, [(r[0], r[1], r[2], r[3].isoformat(), r[4], r[5]) for r in rows])
         return
+    params = [dict(zip((*COUNTER_PK[:4], "metric", "value"), r)) for r in rows]
     for row in params:  # portable: UPDATE, then INSERT when there was nothing to update
         done = session.execute(update(counters).where(*[counters.c[c] == row[c] for c in COUNTER_PK])
                                .values(value=counters.c.value + row["value"]))
@@ -268,19 +266,22 @@ def replay_plan() -> dict[str, list[str]]:
     return dict(plan)
 
 
-def wipe(uow) -> dict[str, int]:
+def wipe(uow, actor: Principal) -> dict[str, int]:
     """Empty every read model and the processed-event ids, so replayed history is applied afresh."""
     session = uow.session
     tables = [*READ_MODELS, infrastructure["processed_events"]]
     counts = {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in tables}
     if _dialect(session) == "postgresql":
-        # waits for in-flight events (they hold customer_state row locks) and keeps new ones out until
-        # commit; an event applied after that starts from the empty book and is skipped when replayed
-        session.execute(text("LOCK TABLE customer_state IN ACCESS EXCLUSIVE MODE"))
-        session.execute(text("TRUNCATE " + ", ".join(t.name for t in tables)))
+        # waits for in-flight events and keeps new ones out until commit, locking in the order an event
+        # does (its claim in processed_events, then its customer's row, then counters...): no deadlock.
+        # An event applied after the wipe starts from an empty book and is skipped when replayed.
+        names = ", ".join(t.name for t in (tables[-1], *tables[:-1]))
+        session.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+        session.execute(text(f"TRUNCATE {names}"))
     else:
         for table in tables:
             session.execute(delete(table))
+    uow.audit(actor, "reports.rebuilt", "reports", "read-models", {"wiped": counts})
     return counts
 
 
@@ -378,13 +379,16 @@ class SqlCounters:
         for dimension, values in self._groups(slices).items():
             found: dict[str, dict[str, dict[date, dict[str, int]]]] = defaultdict(lambda: defaultdict(dict))
             for offset in range(0, len(values), 500):
-                rows = self.session.execute(select(
-                    counters.c.dimension_value, counters.c.period_kind, counters.c.period_start, counters.c.metric,
-                    counters.c.value).where(
-                    counters.c.dimension == dimension, counters.c.dimension_value.in_(values[offset:offset + 500]),
-                    counters.c.metric.in_(STOCK_METRICS), or_(*ranges)))
-                for row in rows:
-                    found[row.dimension_value][row.period_kind].setdefault(row.period_start, {})[row.metric] = row.value
+                for bucket_range in ranges:  # one query per range: each is an index range scan (an OR is not)
+                    rows = self.session.execute(select(
+                        counters.c.dimension_value, counters.c.period_kind, counters.c.period_start,
+                        counters.c.metric, counters.c.value).where(
+                        counters.c.dimension == dimension,
+                        counters.c.dimension_value.in_(values[offset:offset + 500]),
+                        bucket_range, counters.c.metric.in_(STOCK_METRICS)))
+                    for row in rows:
+                        found[row.dimension_value][row.period_kind].setdefault(
+                            row.period_start, {})[row.metric] = row.value
             for value in values:
                 buckets = found.get(value, {})
                 quarters = sorted(buckets.get("quarter", {}).items())

@@ -26,10 +26,6 @@ class ReportsService(Operations):
     followups_rpc = RpcProxy("followups")
     alerts_rpc = RpcProxy("alerts")
 
-    def _read(self, use_case, *args):
-        with self.store() as uow:
-            return use_case(uow, *args)
-
     def _today(self):
         return self.clock.now().date()
 
@@ -38,7 +34,7 @@ class ReportsService(Operations):
     @api("GET", "/v1/reports/dashboard")
     def dashboard(self, request):
         params = schemas.DashboardQuery().load(request.args.to_dict())
-        board = self._read(handlers.dashboard, request.principal, params, self._today())
+        board = self.store.run(handlers.dashboard, request.principal, params, self._today())
         if params["format"] == "csv":
             return _csv([handlers.dashboard_row(board)], handlers.DASHBOARD_CSV_COLUMNS,
                         f"dashboard-{board['period']['label']}.csv")
@@ -47,7 +43,7 @@ class ReportsService(Operations):
     @api("GET", "/v1/reports/distribution")
     def distribution(self, request):
         params = schemas.DistributionQuery().load(request.args.to_dict())
-        result = self._read(handlers.distribution, request.principal, params, self._today())
+        result = self.store.run(handlers.distribution, request.principal, params, self._today())
         if params["format"] == "csv":
             return _csv(result["values"], ("value", "customers"),
                         f"distribution-{result['dimension']}-{result['as_of']}.csv")
@@ -56,13 +52,13 @@ class ReportsService(Operations):
     @api("GET", "/v1/reports/charts/<name>.svg")
     def chart(self, request, name):
         params = schemas.ChartQuery().load(request.args.to_dict())
-        svg = self._read(handlers.chart, request.principal, name, params, self._today(), self.settings)
+        svg = self.store.run(handlers.chart, request.principal, name, params, self._today(), self.settings)
         return Response(svg, mimetype="image/svg+xml")
 
     @api("GET", "/v1/reports/<figure>")
     def figure(self, request, figure):
         params = schemas.TableQuery().load(request.args.to_dict())
-        table = self._read(handlers.figure_table, request.principal, figure, params, self._today(), self.settings)
+        table = self.store.run(handlers.figure_table, request.principal, figure, params, self._today(), self.settings)
         if params["format"] == "csv":
             return _csv(table["rows"], table["columns"],
                         f"{figure}-{table['period_kind']}-{table['from']}-{table['to']}.csv")
@@ -73,16 +69,13 @@ class ReportsService(Operations):
     @api("GET", "/v1/reports/status")
     def status(self, request):
         request.principal.require("admin")
-        return self._read(handlers.status)
+        return self.store.run(handlers.status)
 
     @api("POST", "/v1/reports/rebuild")
     def rebuild(self, request):
         """Wipe the read models, then have every producer replay its history to our queues."""
         request.principal.require("admin")
-        with self.store() as uow:
-            wiped = handlers.wipe(uow)
-            uow.audit(request.principal, "reports.rebuilt", "reports", "read-models", {"wiped": wiped})
-            uow.commit()
+        wiped = self.store.run(handlers.wipe, request.principal)
         proxies = {"customers": self.customers_rpc, "followups": self.followups_rpc, "alerts": self.alerts_rpc}
         replies, replayed, errors = {}, {}, {}
         for producer, keys in handlers.replay_plan().items():
@@ -103,10 +96,8 @@ class ReportsService(Operations):
     # ------------------------------------------------------------ events: one subscriber per type
 
     def _apply(self, event):
-        with self.store() as uow:
-            applied = handlers.apply_event(uow, event, self.settings, self.clock.now())
-            uow.commit()
-        return applied  # False: a redelivery, counted as a duplicate
+        # False: a redelivery (counted as a duplicate), nothing changed
+        return self.store.apply_once(event, handlers.apply_event, event, self.settings, self.clock.now())
 
     @subscribe("customer.created")
     def on_customer_created(self, event):

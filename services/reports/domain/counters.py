@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Iterable, Protocol
+from typing import Iterable, NamedTuple, Protocol
 
 from .periods import PERIOD_KINDS, Period, PeriodKind, period_start, stock_plan
 
@@ -173,8 +173,8 @@ class Slice:
 ALL = Slice()
 
 
-@dataclass(frozen=True)
-class CounterKey:
+class CounterKey(NamedTuple):
+    """Immutable and hashable like a frozen dataclass; a named tuple because an event makes hundreds."""
     metric: str
     period_kind: PeriodKind
     period_start: date
@@ -186,8 +186,7 @@ class CounterKey:
         return cls(metric, period.kind, period.start, slice_.dimension, slice_.value)
 
 
-@dataclass(frozen=True)
-class CounterDelta:
+class CounterDelta(NamedTuple):
     key: CounterKey
     amount: Number
     distinct_of: str | None = None  # entity id: count once per key (see module doc)
