@@ -115,6 +115,7 @@ def customer_history(rng: random.Random, index: int, owner: dict, now: datetime)
         },
         "stages": stages,
         "purchases": purchases,
+        "classify": False,  # classified by month-end sweeps afterwards, so the history has its changes
     }
 
 
@@ -136,11 +137,30 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=pri
         status, body = admin.call("POST", "/v1/customers/import", history)
         if status != 201:
             raise RuntimeError(f"import failed: {status} {body}")
-        tiers[body["tier"]] += 1
-        lifecycles[body["lifecycle"]] += 1
         purchases += len(history["purchases"])
         ids.append((body["id"], owner["id"]))
         if progress and (index + 1) % 500 == 0:
             progress(f"  {index + 1} customers loaded")
+    replay_classification(admin, now, progress)
+    for cid, _ in ids:
+        _, body = admin.call("GET", f"/v1/customers/{cid}")
+        tiers[body["tier"]] += 1
+        lifecycles[body["lifecycle"]] += 1
     return {"people": people, "tokens": tokens, "tiers": tiers, "lifecycles": lifecycles,
             "purchases": purchases, "customer_ids": ids}
+
+
+def replay_classification(admin: Api, now: datetime, progress=print) -> None:
+    """Sweep as of every month-end of the last 18 months, then now: tiers and lifecycles change
+    when they did, so reports can show churn and repurchase over time."""
+    month = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
+    month_ends = []
+    for _ in range(19):
+        month_ends.append(month - timedelta(seconds=1))
+        month = (month - timedelta(days=1)).replace(day=1)
+    for as_of in sorted(month_ends) + [now]:
+        status, body = admin.call("POST", "/v1/classification/sweep", {"as_of": as_of.isoformat()})
+        if status != 200:
+            raise RuntimeError(f"sweep as of {as_of} failed: {status} {body}")
+    if progress:
+        progress(f"  classification replayed month by month over {len(month_ends)} months")

@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, tuple_, update
 
 from crm_common.auth import Principal
 from crm_common.db import utc
@@ -195,7 +195,8 @@ def import_customer(uow, actor: Principal, data: dict, now: datetime, policy: do
         move_stage(uow, actor, view["id"], move["stage"], move.get("changed_at"), now)
     for purchase in sorted(data.get("purchases", []), key=lambda p: p["purchased_at"]):
         record_purchase(uow, actor, view["id"], purchase, now, policy, reclassify_after=False)
-    reclassify(uow, view["id"], now, policy, reason="imported")
+    if data.get("classify", True):
+        reclassify(uow, view["id"], now, policy, reason="imported")
     return get_customer(uow, actor, view["id"])
 
 
@@ -296,20 +297,25 @@ def list_purchases(uow, actor: Principal, customer_id: str) -> list[dict]:
             for r in rows]
 
 
-def rolling_totals(uow, customer_ids: list[str], as_of: datetime) -> dict[str, Decimal]:
+def purchase_facts(uow, customer_ids: list[str], as_of: datetime) -> dict[str, tuple]:
+    """Per customer, from purchases dated up to as_of: (rolling 12-month total, first, last purchase)."""
+    in_window = purchases.c.purchased_at > domain.rolling_window_start(as_of)
     rows = uow.session.execute(
-        select(purchases.c.customer_id, func.sum(purchases.c.amount_base))
-        .where(purchases.c.customer_id.in_(customer_ids),
-               purchases.c.purchased_at > domain.rolling_window_start(as_of),
-               purchases.c.purchased_at <= as_of)
+        select(purchases.c.customer_id,
+               func.sum(case((in_window, purchases.c.amount_base), else_=0)),
+               func.min(purchases.c.purchased_at), func.max(purchases.c.purchased_at))
+        .where(purchases.c.customer_id.in_(customer_ids), purchases.c.purchased_at <= as_of)
         .group_by(purchases.c.customer_id))
-    return {cid: Decimal(total) for cid, total in rows}
+    return {cid: (Decimal(total or 0), utc(first), utc(last)) for cid, total, first, last in rows}
 
 
-def _apply_classification(uow, row, total: Decimal, as_of: datetime, policy, reason: str) -> None:
+def _apply_classification(uow, row, purchased: tuple | None, as_of: datetime, policy, reason: str) -> None:
+    """Classify as of as_of from what was known then: a past as_of replays history (demo, backfill)."""
+    total, first, last = purchased or (Decimal(0), None, None)
+    touched = utc(row.last_interaction_at)
     facts = domain.CustomerFacts(
-        rolling_12m_total=total, first_purchase_at=utc(row.first_purchase_at),
-        last_purchase_at=utc(row.last_purchase_at), last_interaction_at=utc(row.last_interaction_at),
+        rolling_12m_total=total, first_purchase_at=first, last_purchase_at=last,
+        last_interaction_at=touched if touched is not None and touched <= as_of else None,
         flagged_at_risk=row.flagged_at_risk)
     result = domain.classify(facts, as_of, policy)
     values = {}
@@ -340,21 +346,21 @@ def reclassify(uow, customer_id: str, as_of: datetime, policy, reason: str) -> N
     row = uow.session.execute(select(customers).where(customers.c.id == customer_id)).first()
     if row is None or row.archived_at is not None:
         return
-    total = rolling_totals(uow, [customer_id], as_of).get(customer_id, Decimal(0))
-    _apply_classification(uow, row, total, as_of, policy, reason)
+    _apply_classification(uow, row, purchase_facts(uow, [customer_id], as_of).get(customer_id), as_of, policy, reason)
 
 
 def sweep_batch(uow, after_id: str | None, as_of: datetime, policy, batch_size: int = 1000) -> str | None:
     """Reclassify the next batch of live customers by id; returns the last id or None when done."""
-    query = select(customers).where(customers.c.archived_at.is_(None)).order_by(customers.c.id).limit(batch_size)
+    query = select(customers).where(customers.c.archived_at.is_(None), customers.c.created_at <= as_of) \
+        .order_by(customers.c.id).limit(batch_size)
     if after_id is not None:
         query = query.where(customers.c.id > after_id)
     rows = uow.session.execute(query.with_for_update(skip_locked=False)).all()
     if not rows:
         return None
-    totals = rolling_totals(uow, [r.id for r in rows], as_of)
+    facts = purchase_facts(uow, [r.id for r in rows], as_of)
     for row in rows:
-        _apply_classification(uow, row, totals.get(row.id, Decimal(0)), as_of, policy, reason="daily sweep")
+        _apply_classification(uow, row, facts.get(row.id), as_of, policy, reason="sweep")
     return rows[-1].id
 
 

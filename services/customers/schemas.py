@@ -67,6 +67,8 @@ class ImportSchema(Strict):
     customer = fields.Nested(CustomerCreateSchema, required=True)
     purchases = fields.List(fields.Nested(PurchaseSchema), load_default=list, validate=validate.Length(max=5000))
     stages = fields.List(fields.Nested(lambda: StageMoveSchema()), load_default=list)
+    # false: leave classification to sweeps as of past dates, replaying the history month by month
+    classify = fields.Boolean(load_default=True)
 
 
 class StageMoveSchema(Strict):

@@ -319,3 +319,20 @@ def test_import_classifies_once(service, store):
                       for m in range(1, 6)]}))
     assert status == 201 and body["tier"] == "A" and body["purchase_count"] == 5
     assert [e.data["new_tier"] for e in store.events("customer.tier_changed")] == ["A"]
+
+
+def test_sweeps_as_of_past_days_replay_the_classification_history(service, store):
+    status, body = service.import_customer(request(ADMIN, "POST", {
+        "customer": {"company": "Replayed", "owner_id": "rep-n1", "created_at": "2025-01-01T00:00:00Z"},
+        "purchases": [{"amount": "30000", "currency": "USD", "purchased_at": f"2025-0{m}-15T00:00:00Z"}
+                      for m in (2, 4, 6)],
+        "classify": False}))
+    assert (body["tier"], body["lifecycle"]) == ("C", "potential")  # nothing classified yet
+    for month_end in ("2025-01-31", "2025-03-31", "2025-07-31", "2026-01-31", "2026-06-30"):
+        service.sweep(datetime.fromisoformat(month_end + "T23:59:59+00:00"))
+    changes = [(e.data["new_lifecycle"], e.data["as_of"].date().isoformat())
+               for e in store.events("customer.lifecycle_changed")]
+    assert changes == [("new", "2025-03-31"), ("active", "2025-07-31"), ("at_risk", "2026-01-31"),
+                       ("dormant", "2026-06-30")]
+    tiers = [(e.data["old_tier"], e.data["new_tier"]) for e in store.events("customer.tier_changed")]
+    assert tiers == [("C", "B"), ("B", "C")]  # 30k then 90k in the window: B; none a year later: C
