@@ -1,14 +1,18 @@
-"""A service started before its broker waits for it, answers /health meanwhile, and stops cleanly."""
+"""Start before the broker, stop in the middle of work: nothing is lost either way."""
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import requests
+from kombu import Connection, Exchange
 
 from crm_common.auth import issue_token
 from crm_common.config import DEV_SECRET
+from crm_common.events import make_event, to_envelope
 
 
 PROXY = """
@@ -81,3 +85,33 @@ def test_service_started_before_the_broker(start_service, infra, eventually):
         assert service.stop() == 0
     finally:
         proxy.close()
+
+
+def test_a_replica_stopped_mid_stream_loses_nothing(system, start_service, infra, eventually):
+    api = system["customers"].base_url
+    admin = {"Authorization": f"Bearer {issue_token(DEV_SECRET, 'admin', 'admin')}"}
+    rep = f"g{uuid.uuid4().hex[:8]}"
+    assert requests.post(f"{api}/v1/reps", json={"id": rep, "name": rep, "team": rep}, headers=admin).status_code == 201
+    ids = [requests.post(f"{api}/v1/customers", json={"company": f"Stream {i}", "owner_id": rep},
+                         headers=admin).json()["id"] for i in range(100)]
+    replica = start_service("customers")
+    touched = datetime.now(timezone.utc) - timedelta(minutes=1)
+    exchange = Exchange("crm.events", type="topic", durable=True)
+    with Connection(infra["CRM_AMQP_URI"]) as connection:
+        producer = connection.Producer()
+        for customer_id in ids:
+            event = make_event("interaction.logged", customer_id, {
+                "interaction_id": uuid.uuid4().hex, "customer_id": customer_id, "rep_id": rep, "kind": "call",
+                "phase": "pre_sale", "occurred_at": touched, "outcome": "reached"}, source="crm/test")
+            producer.publish(to_envelope(event), exchange=exchange, routing_key="interaction.logged.v1",
+                             serializer="json", delivery_mode=2)
+    time.sleep(0.3)
+    assert replica.stop() == 0  # SIGTERM while the queue is still being worked through
+    remaining = set(ids)
+
+    def all_applied():
+        for customer_id in list(remaining):
+            if requests.get(f"{api}/v1/customers/{customer_id}", headers=admin).json()["last_interaction_at"]:
+                remaining.discard(customer_id)
+        return not remaining
+    eventually(all_applied, timeout=60, message="every event applied by the remaining replica")
