@@ -30,3 +30,13 @@ class InMemoryStore(Transactions):
             bodies = session.execute(select(outbox.c.body).order_by(outbox.c.id)).scalars().all()
         events = [from_envelope(json.loads(body)) for body in bodies]
         return [e for e in events if name is None or e.name == name]
+
+
+def api_request(principal, method: str = "GET", json=None, query=None):
+    """A request as an @api entrypoint receives it, already authenticated as principal."""
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    request = Request(EnvironBuilder(method=method, json=json, query_string=query).get_environ())
+    request.principal = principal
+    return request

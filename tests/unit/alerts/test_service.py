@@ -15,8 +15,6 @@ from marshmallow import ValidationError
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
 import crm_common.contracts  # noqa: F401 - registers every contract
 from crm_common.auth import Principal
@@ -24,7 +22,7 @@ from crm_common.clock import FixedClock
 from crm_common.errors import Conflict, CrmError, Forbidden, NotFound
 from crm_common.events import from_envelope, make_event, to_envelope
 from crm_common.subscriber import EventRejected
-from crm_common.testing import InMemoryStore
+from crm_common.testing import InMemoryStore, api_request as request
 from services.alerts import handlers, models
 from services.alerts.domain import AlertsSettings, DomainError
 from services.alerts.service import AlertsService
@@ -39,12 +37,6 @@ REP_S1 = Principal("rep-s1", "rep", "south")
 
 def ago(days: float, hours: float = 0) -> datetime:
     return NOW - timedelta(days=days, hours=hours)
-
-
-def request(principal, method="GET", json=None, query=None):
-    req = Request(EnvironBuilder(method=method, json=json, query_string=query).get_environ())
-    req.principal = principal
-    return req
 
 
 def event(name, subject, data, time):

@@ -5,14 +5,12 @@ from decimal import Decimal
 import pytest
 from marshmallow import ValidationError
 from nameko.testing.services import worker_factory
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
 from crm_common.auth import Principal
 from crm_common.clock import FixedClock
 from crm_common.errors import CrmError, DomainError, Forbidden, NotFound
 from crm_common.events import from_envelope, make_event, to_envelope
-from crm_common.testing import InMemoryStore
+from crm_common.testing import InMemoryStore, api_request as request
 from services.customers import models
 from services.customers.domain import ClassificationPolicy
 from services.customers.service import CustomersService
@@ -22,12 +20,6 @@ ADMIN = Principal("admin", "admin")
 MANAGER_NORTH = Principal("mgr-north", "manager", "north")
 REP_N1 = Principal("rep-n1", "rep", "north")
 REP_N2 = Principal("rep-n2", "rep", "north")
-
-
-def request(principal, method="GET", json=None, query=None):
-    req = Request(EnvironBuilder(method=method, json=json, query_string=query).get_environ())
-    req.principal = principal
-    return req
 
 
 @pytest.fixture

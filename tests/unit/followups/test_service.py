@@ -10,8 +10,6 @@ from nameko.containers import ServiceContainer
 from nameko.testing.services import entrypoint_hook, worker_factory
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
 from crm_common import memory_transport
 from crm_common.auth import Principal
@@ -21,7 +19,7 @@ from crm_common.errors import Conflict, CrmError, DomainError, Forbidden, NotFou
 from crm_common.events import from_envelope, make_event, to_envelope
 from crm_common.migrations import upgrade
 from crm_common.subscriber import EventRejected
-from crm_common.testing import InMemoryStore
+from crm_common.testing import InMemoryStore, api_request as request
 from services.followups import handlers, models
 from services.followups.domain.settings import FollowupsSettings
 from services.followups.service import FollowupsService
@@ -33,12 +31,6 @@ MGR_NORTH = Principal("mgr-north", "manager", "north")
 MGR_SOUTH = Principal("mgr-south", "manager", "south")
 REP_N1 = Principal("rep-n1", "rep", "north")
 REP_N2 = Principal("rep-n2", "rep", "north")
-
-
-def request(principal, method="GET", json=None, query=None):
-    req = Request(EnvironBuilder(method=method, json=json, query_string=query).get_environ())
-    req.principal = principal
-    return req
 
 
 def event(name, data, time=None, source="crm/customers"):

@@ -20,15 +20,14 @@ import pytest
 from marshmallow import ValidationError
 from nameko.testing.services import worker_factory
 from sqlalchemy import select
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
 from crm_common.auth import Principal
 from crm_common.clock import FixedClock
 from crm_common.errors import CrmError, Forbidden, NotFound
 from crm_common.events import from_envelope, make_event, to_envelope
 from crm_common.subscriber import EventSubscriber
-from crm_common.testing import InMemoryStore
+from crm_common.testing import InMemoryStore, api_request
 from services.reports import handlers, models
 from services.reports.domain import ReportSettings
 from services.reports.service import ReportsService
@@ -51,9 +50,7 @@ def at(text: str) -> datetime:
 
 
 def request(principal, query=None, method="GET"):
-    req = Request(EnvironBuilder(method=method, query_string=query).get_environ())
-    req.principal = principal
-    return req
+    return api_request(principal, method, query=query)
 
 
 class Events:
