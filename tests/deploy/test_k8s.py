@@ -224,10 +224,10 @@ def all_documents(rendered):
 
 # ----------------------------------------------------------------- renderer
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 @pytest.mark.parametrize("overlay", KUSTOMIZATIONS)
 def test_renderer_agrees_with_kubectl_kustomize(rendered, overlay):
-    """The Python rendering is what kustomize itself builds (when kubectl is at hand)."""
+    """The Python rendering is what kustomize itself builds (kubectl ships with this machine's image)."""
+    assert shutil.which("kubectl"), "kubectl is needed to check the renderer against kustomize itself"
     output = subprocess.run(["kubectl", "kustomize", os.path.join(K8S, KUSTOMIZATIONS[overlay])],
                             capture_output=True, text=True, timeout=120)
     assert output.returncode == 0, output.stderr
