@@ -142,10 +142,13 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=pri
         if progress and (index + 1) % 500 == 0:
             progress(f"  {index + 1} customers loaded")
     replay_classification(admin, now, progress)
-    for cid, _ in ids:
-        _, body = admin.call("GET", f"/v1/customers/{cid}")
-        tiers[body["tier"]] += 1
-        lifecycles[body["lifecycle"]] += 1
+    cursor = ""
+    while cursor is not None:
+        _, page = admin.call("GET", f"/v1/customers?limit=500{'&cursor=' + cursor if cursor else ''}")
+        for item in page["items"]:
+            tiers[item["tier"]] += 1
+            lifecycles[item["lifecycle"]] += 1
+        cursor = page["next_cursor"]
     return {"people": people, "tokens": tokens, "tiers": tiers, "lifecycles": lifecycles,
             "purchases": purchases, "customer_ids": ids}
 

@@ -112,7 +112,8 @@ def _plan(rng: random.Random, customer_id: str, owner_id: str, lifecycle: str, n
             now - timedelta(days=rng.uniform(3, 30))
         follow_up = {"customer_id": customer_id, "kind": "follow_up", "due_at": due.isoformat(), "purpose": purpose}
     elif roll < 0.30:  # a follow-up that was done, mostly on time
-        due = now - timedelta(days=rng.uniform(2, 30))
+        # due within the 2-day grace period: the reminder timer cannot call it missed before it is done
+        due = now - timedelta(hours=rng.uniform(1, 40))
         follow_up = {"customer_id": customer_id, "kind": "follow_up", "due_at": due.isoformat(), "purpose": purpose}
         done_at = due + timedelta(hours=rng.choice((-30, -5, -2, 4, 28)))
         answer = {"customer_id": customer_id, "kind": rng.choice(("call", "email", "visit")),
