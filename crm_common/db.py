@@ -211,6 +211,20 @@ class Transactions:
             uow.commit()
             return result
 
+    def run_job(self, job: str, period: str, work):
+        """Run a periodic job's work in the one replica that claims this period; None elsewhere.
+        The run is marked finished with what work() returned (a dict of figures)."""
+        with self() as uow:
+            claimed = uow.claim_job(job, period)
+            uow.commit()
+        if not claimed:
+            return None
+        figures = work()
+        with self() as uow:
+            uow.finish_job(job, period, figures if isinstance(figures, dict) else {"result": figures})
+            uow.commit()
+        return figures
+
     def apply_once(self, event, change, *args, **kwargs) -> bool:
         """False when the event was applied before. A business rule refusing the event
         (DomainError) rejects it for good: it is dead-lettered, not retried."""

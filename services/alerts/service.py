@@ -84,28 +84,13 @@ class AlertsService(Operations):
     def daily_sweep(self):
         """Hourly tick; the first replica to claim today's run does it, the others skip."""
         now = self.clock.now()
-        day = now.date().isoformat()
-        with self.store() as uow:
-            claimed = uow.claim_job("alerts-sweep", day)
-            uow.commit()
-        if claimed:
-            figures = self.sweep(now)
-            with self.store() as uow:
-                uow.finish_job("alerts-sweep", day, figures)
-                uow.commit()
+        self.store.run_job("alerts-sweep", now.date().isoformat(), lambda: self.sweep(now))
 
     @timer(interval=ESCALATION_TICK_SECONDS)
     def escalation_tick(self):
         now = self.clock.now()
         period = str(int(now.timestamp()) // ESCALATION_TICK_SECONDS)
-        with self.store() as uow:
-            claimed = uow.claim_job("alerts-escalation", period)
-            uow.commit()
-        if claimed:
-            escalated = self.escalate(now)
-            with self.store() as uow:
-                uow.finish_job("alerts-escalation", period, {"escalated": escalated})
-                uow.commit()
+        self.store.run_job("alerts-escalation", period, lambda: {"escalated": self.escalate(now)})
 
     def sweep(self, as_of: datetime) -> dict:
         """Every rule and the score for every live customer as of ``as_of``, in batches; then escalations."""

@@ -110,15 +110,8 @@ class CustomersService(Operations):
     @timer(interval=3600)
     def daily_sweep(self):
         """Hourly tick; the first replica to claim today's run does it, the others skip."""
-        now, day = self.clock.now(), self.clock.now().date().isoformat()
-        with self.store() as uow:
-            claimed = uow.claim_job("classification-sweep", day)
-            uow.commit()
-        if claimed:
-            figures = self.sweep(now)
-            with self.store() as uow:
-                uow.finish_job("classification-sweep", day, figures)
-                uow.commit()
+        now = self.clock.now()
+        self.store.run_job("classification-sweep", now.date().isoformat(), lambda: self.sweep(now))
 
     def sweep(self, as_of: datetime) -> dict:
         started = datetime.now()

@@ -168,20 +168,15 @@ class FollowupsService(Operations):
         self.run_reminders(now)
         with self.store() as uow:
             version = handlers.policy_version(uow)
-            claimed = version is not None and uow.claim_job("cadence-reconcile", version)
-            uow.commit()
-        if claimed:
-            self.run_cadence(now)
+        if version is not None:
+            self.store.run_job("cadence-reconcile", version, lambda: self.run_cadence(now))
 
     @setting_timer("care_interval_seconds")
     def care_tick(self):
         """Hourly by default; the first replica to claim today's run does it, the others skip."""
         now = self.clock.now()
-        with self.store() as uow:
-            claimed = uow.claim_job("care-sweep", now.astimezone(self.settings.timezone).date().isoformat())
-            uow.commit()
-        if claimed:
-            self.run_care(now)
+        day = now.astimezone(self.settings.timezone).date().isoformat()
+        self.store.run_job("care-sweep", day, lambda: self.run_care(now))
 
     def run_reminders(self, now: datetime) -> dict:
         started = time.perf_counter()

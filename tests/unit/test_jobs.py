@@ -34,3 +34,15 @@ def test_one_claim_per_period_and_takeover_of_a_dead_run(tmp_path):
                             .values(started_at=datetime.now(timezone.utc) - timedelta(hours=3)))
         uow.commit()
     assert claim(store, "2026-07-01") is False   # finished runs are never redone
+
+
+def test_run_job_runs_the_work_once_per_period(tmp_path):
+    store = InMemoryStore(metadata, tables, "probe", str(tmp_path / "jobs.db"))
+    calls = []
+    work = lambda: calls.append(1) or {"done": len(calls)}  # noqa: E731
+    assert store.run_job("sweep", "2026-06-30", work) == {"done": 1}
+    assert store.run_job("sweep", "2026-06-30", work) is None
+    assert calls == [1]
+    with store() as uow:
+        detail = uow.session.execute(tables["job_runs"].select()).one().detail
+    assert detail == {"done": 1, "finished": True}
