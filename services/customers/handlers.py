@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, tuple_, update

@@ -12,10 +12,10 @@ from prometheus_client import Counter as PromCounter
 
 from crm_common import metrics
 from crm_common.dependencies import Clock, Settings, Store
-from crm_common.errors import CrmError, DomainError
+from crm_common.errors import CrmError
 from crm_common.http import api, json_body
 from crm_common.ops import Operations
-from crm_common.subscriber import EventRejected, subscribe
+from crm_common.subscriber import subscribe
 from services.followups import handlers, models, schemas
 from services.followups.domain.settings import FollowupsSettings
 

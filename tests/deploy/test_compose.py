@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
-import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from crm.runner import SERVICES

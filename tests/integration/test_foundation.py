@@ -1,5 +1,4 @@
 """The foundation on a real broker and database: services as processes, events as outside systems see them."""
-import json
 import os
 import subprocess
 import sys
