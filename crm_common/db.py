@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-    create_engine, event, insert, select, update,
+    and_, create_engine, event, insert, select, update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -151,6 +151,20 @@ class UnitOfWork:
             at=datetime.now(timezone.utc), actor_id=actor.user_id, actor_role=actor.role,
             action=action, entity=entity, entity_id=str(entity_id), changes=_jsonable(changes),
         ))
+
+    def lock_or_create(self, table: Table, key: dict, defaults: dict | None = None):
+        """The row with this key, locked until commit; inserted first when missing. Two
+        transactions racing to create it both end up holding the same single row."""
+        match = and_(*(table.c[name] == value for name, value in key.items()))
+        row = self.session.execute(select(table).where(match).with_for_update()).first()
+        if row is None:
+            try:
+                with self.session.begin_nested():
+                    self.session.execute(insert(table).values(**key, **(defaults or {})))
+            except IntegrityError:
+                pass  # the other transaction created it; lock theirs
+            row = self.session.execute(select(table).where(match).with_for_update()).first()
+        return row
 
     def claim(self, evt: Event) -> bool:
         """Record that this event is being applied; False if it already was.

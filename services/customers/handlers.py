@@ -484,16 +484,13 @@ def handover(uow, actor: Principal, from_rep_id: str, data: dict, now: datetime)
             raise Forbidden("managers hand over within their own team", field="to_team")
         members = {r.id: r for r in uow.session.execute(select(reps).where(
             reps.c.team == team, reps.c.active.is_(True), reps.c.role == "rep", reps.c.id != from_rep_id))}
-        cursor = uow.session.execute(select(team_cursors.c.last_rep_id).where(team_cursors.c.team == team)).scalar()
+        # locked: two hand-overs into one team take turns instead of picking the same reps
+        cursor = uow.lock_or_create(team_cursors, {"team": team}).last_rep_id
         order = domain.round_robin(list(members), cursor, len(rows)) if rows else []
         targets = [members[rep_id] for rep_id in order]
         if order:
-            if cursor is None and not uow.session.execute(
-                    select(team_cursors.c.team).where(team_cursors.c.team == team)).first():
-                uow.session.execute(insert(team_cursors).values(team=team, last_rep_id=order[-1]))
-            else:
-                uow.session.execute(update(team_cursors).where(team_cursors.c.team == team)
-                                    .values(last_rep_id=order[-1]))
+            uow.session.execute(update(team_cursors).where(team_cursors.c.team == team)
+                                .values(last_rep_id=order[-1]))
     transfer_id = new_id("trf")
     moved: dict[str, int] = {}
     for row, to_rep in zip(rows, targets):

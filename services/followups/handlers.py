@@ -307,17 +307,14 @@ def _choose_assignee(uow, customer, exclude: str | None = None) -> tuple[str | N
         members = [domain.TeamMember(r.rep_id, r.active and r.rep_id != exclude) for r in uow.session.execute(
             select(rep_view.c.rep_id, rep_view.c.active).where(rep_view.c.team == team, rep_view.c.role == "rep"))]
     cursor = None
-    if team is not None:
-        cursor = uow.session.execute(select(team_cursors.c.cursor).where(team_cursors.c.team == team)).scalar()
+    if team is not None and not owner_active:  # round-robin, locked: concurrent assignments take turns
+        cursor = uow.lock_or_create(team_cursors, {"team": team}, {"cursor": -1}).cursor
     try:
         assignee, new_cursor = domain.choose_assignee(owner, members, cursor, owner_active=owner_active)
     except DomainError:
         return None, team
     if team is not None and new_cursor != cursor:
-        if cursor is None:
-            uow.session.execute(insert(team_cursors).values(team=team, cursor=new_cursor))
-        else:
-            uow.session.execute(update(team_cursors).where(team_cursors.c.team == team).values(cursor=new_cursor))
+        uow.session.execute(update(team_cursors).where(team_cursors.c.team == team).values(cursor=new_cursor))
     rep = owner_rep if assignee == owner else _rep(uow, assignee)
     return assignee, (rep.team if rep is not None and rep.team else team)
 

@@ -46,3 +46,16 @@ def test_run_job_runs_the_work_once_per_period(tmp_path):
     with store() as uow:
         detail = uow.session.execute(tables["job_runs"].select()).one().detail
     assert detail == {"done": 1, "finished": True}
+
+
+def test_lock_or_create_makes_one_row_and_keeps_it(tmp_path):
+    store = InMemoryStore(metadata, tables, "probe", str(tmp_path / "jobs.db"))
+    job_runs = tables["job_runs"]
+    started = datetime(2026, 6, 30, tzinfo=timezone.utc)
+    for _ in range(2):
+        with store() as uow:
+            row = uow.lock_or_create(job_runs, {"job": "cursor", "period": "north"}, {"started_at": started})
+            uow.commit()
+        assert (row.job, row.period) == ("cursor", "north")
+    with store() as uow:
+        assert len(uow.session.execute(job_runs.select()).all()) == 1
