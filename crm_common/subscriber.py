@@ -51,6 +51,10 @@ class EventQueueConsumer(QueueConsumer):
     """nameko's queue consumer, plus: a body that is not even JSON is dead-lettered."""
 
     def get_consumers(self, consumer_cls, channel):
+        # called on every (re)connection: the service's dead-letter queue exists from then on
+        dead_letter_exchange(channel).declare()
+        for service in {provider.service for provider in self._providers}:
+            dead_letter_queue(service)(channel).declare()
         consumers = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_decode_error = partial(provider.handle_undecodable)
@@ -72,7 +76,7 @@ class EventSubscriber(Consumer):
                            routing_key=self.routing_key, durable=True)
         self.max_attempts = self.container.config.get("EVENT_MAX_ATTEMPTS", 5)
         # nothing here touches the broker: a service starts (and answers /health) before it is up,
-        # and nameko's consumer connects when it can; the dead-letter queue is declared on first use
+        # and nameko's consumer connects when it can (declaring the dead-letter queue then)
         self.publisher = BrokerPublisher(self.container.config["AMQP_URI"], declare=(dead_letter_queue(self.service),))
         super().setup()
 
