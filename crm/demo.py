@@ -71,15 +71,19 @@ def _profile(rng: random.Random) -> str:
 def customer_history(rng: random.Random, index: int, owner: dict, now: datetime) -> dict:
     profile = _profile(rng)
     company = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(SUFFIX)} {index}"
-    # lost customers need history older than the 540-day churn horizon
-    created = now - timedelta(days=rng.randint(620, 660) if profile == "lost" else rng.randint(540, 560))
+    first_purchase = now - timedelta(days=rng.randint(5, 80))  # for a new customer
+    created = {
+        "lost": now - timedelta(days=rng.randint(620, 660)),  # history older than the 540-day churn horizon
+        "prospect": now - timedelta(days=rng.randint(15, 250)),  # the pipeline is busy right now
+        "new": first_purchase - timedelta(days=rng.randint(25, 60)),  # won just before its first order
+    }.get(profile, now - timedelta(days=rng.randint(540, 560)))
     size = rng.choice((1, 1, 1, 2, 2, 3, 5, 8))  # a few big accounts drive the A tier
     cycle = rng.randint(25, 75)
     won = created + timedelta(days=20)
     start, stop = {
         "prospect": (None, None),
         "regular": (won + timedelta(days=rng.randint(1, 40)), now),
-        "new": (now - timedelta(days=rng.randint(5, 80)), now),
+        "new": (first_purchase, now),
         "slowing": (won + timedelta(days=1), now - timedelta(days=rng.randint(190, 250))),
         "dormant": (won + timedelta(days=1), now - timedelta(days=rng.randint(300, 480))),
         "lost": (won + timedelta(days=1), now - timedelta(days=rng.randint(545, 580))),
@@ -96,8 +100,9 @@ def customer_history(rng: random.Random, index: int, owner: dict, now: datetime)
                    {"stage": "won", "changed_at": won.isoformat()}]
     else:
         stages = stages[:rng.choice((0, 1, 1))]
-        if rng.random() < 0.3:
-            stages.append({"stage": "lost", "changed_at": (now - timedelta(days=rng.randint(1, 60))).isoformat()})
+        if rng.random() < 0.3:  # lost some time after the last move (a week after creation at the earliest)
+            lost_at = created + timedelta(days=8 + rng.randint(0, max((now - created).days - 9, 0)))
+            stages.append({"stage": "lost", "changed_at": min(lost_at, now).isoformat()})
     contact = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
     birthday = datetime(1960 + rng.randint(0, 35), rng.randint(1, 12), rng.randint(1, 28)).date()
     return {
