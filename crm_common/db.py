@@ -3,6 +3,8 @@
 Every service's database holds, beside its own tables:
 - ``outbox``: events written in the same transaction as the change they report;
 - ``processed_events``: ids of events this service has applied (idempotent consumer);
+- ``subject_sequences``: the last sequence number this service gave each subject's events;
+- ``stream_positions``: per (producer, subject), the sequence of the last event applied here;
 - ``audit_log``: who changed what and when;
 - ``job_runs``: one row per periodic job and period, so only one replica runs it.
 """
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-    and_, create_engine, event, insert, select, update,
+    and_, create_engine, event, insert, select, text, update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,6 +49,7 @@ def add_infrastructure_tables(metadata: MetaData) -> dict[str, Table]:
         Column("event_id", String(64), nullable=False, unique=True),
         Column("routing_key", String(128), nullable=False),
         Column("subject", String(64), nullable=False),
+        Column("sequence", BigInteger, nullable=True),
         Column("body", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True),
@@ -77,7 +82,19 @@ def add_infrastructure_tables(metadata: MetaData) -> dict[str, Table]:
         Column("started_at", DateTime(timezone=True), nullable=False),
         Column("detail", JSON, nullable=True),
     )
-    return {"outbox": outbox, "processed_events": processed, "audit_log": audit, "job_runs": job_runs}
+    sequences = Table(
+        "subject_sequences", metadata,
+        Column("subject", String(64), primary_key=True),
+        Column("last_sequence", BigInteger, nullable=False),
+    )
+    positions = Table(
+        "stream_positions", metadata,
+        Column("source", String(64), primary_key=True),
+        Column("subject", String(64), primary_key=True),
+        Column("sequence", BigInteger, nullable=False),
+    )
+    return {"outbox": outbox, "processed_events": processed, "audit_log": audit, "job_runs": job_runs,
+            "subject_sequences": sequences, "stream_positions": positions}
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -113,7 +130,7 @@ class UnitOfWork:
                  on_commit=None):
         self._session_factory = session_factory
         self._tables = tables
-        self._source = source
+        self.source = source
         self._on_commit = on_commit
         self.session: Session | None = None
         self.events: list[Event] = []
@@ -131,20 +148,40 @@ class UnitOfWork:
             self.session = None
 
     def commit(self) -> None:
+        if self.events and _dialect(self.session) == "postgresql":
+            # delivered at commit to every replica's relay (LISTEN), so none waits for its poll
+            self.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.source)})
         self.session.commit()
         if self.events and self._on_commit:
             self._on_commit()
         self.events = []
 
     def emit(self, name: str, subject, data: dict, time: datetime | None = None) -> Event:
-        """Record an event in the outbox, inside the current transaction."""
-        evt = make_event(name, subject, data, source=f"crm/{self._source}", time=time)
+        """Record an event in the outbox, inside the current transaction, numbered in its subject's sequence."""
+        evt = make_event(name, subject, data, source=f"crm/{self.source}", time=time)
+        evt = replace(evt, sequence=self._next_sequence(evt.subject))
         self.session.execute(insert(self._tables["outbox"]).values(
-            event_id=evt.id, routing_key=evt.routing_key, subject=evt.subject,
+            event_id=evt.id, routing_key=evt.routing_key, subject=evt.subject, sequence=evt.sequence,
             body=json.dumps(to_envelope(evt)), created_at=datetime.now(timezone.utc),
         ))
         self.events.append(evt)
         return evt
+
+    def _next_sequence(self, subject: str) -> int:
+        """The subject's next number. The row stays locked until commit, so two transactions emitting
+        for one subject take turns: numbers follow commit order, and so does the outbox id."""
+        sequences = self._tables["subject_sequences"]
+        bump = (update(sequences).where(sequences.c.subject == subject)
+                .values(last_sequence=sequences.c.last_sequence + 1).returning(sequences.c.last_sequence))
+        number = self.session.execute(bump).scalar()
+        if number is None:
+            try:
+                with self.session.begin_nested():
+                    self.session.execute(insert(sequences).values(subject=subject, last_sequence=1))
+                return 1
+            except IntegrityError:  # another transaction numbered its first event meanwhile
+                number = self.session.execute(bump).scalar_one()
+        return number
 
     def audit(self, actor, action: str, entity: str, entity_id, changes: dict) -> None:
         self.session.execute(insert(self._tables["audit_log"]).values(
@@ -180,6 +217,37 @@ class UnitOfWork:
         self.session.execute(insert(processed).values(
             event_id=evt.id, event_type=evt.name, processed_at=datetime.now(timezone.utc)))
         return True
+
+    def claim_batch(self, events: list[Event]) -> list[Event]:
+        """The events of a batch still to apply, each stream (producer, subject) in sequence order;
+        records them as applied in this transaction. One query each for applied ids and positions."""
+        processed, positions = self._tables["processed_events"], self._tables["stream_positions"]
+        ids = {evt.id for evt in events}
+        seen = set(self.session.execute(
+            select(processed.c.event_id).where(processed.c.event_id.in_(ids))).scalars()) if ids else set()
+        subjects = {evt.subject for evt in events if evt.sequence is not None}
+        stored = {(row.source, row.subject): row.sequence for row in self.session.execute(
+            select(positions).where(positions.c.subject.in_(subjects)))} if subjects else {}
+        position = dict(stored)
+        fresh = []
+        for evt in in_stream_order(events):
+            if evt.id in seen:
+                continue
+            seen.add(evt.id)
+            if evt.sequence is not None:
+                if evt.sequence <= position.get(evt.stream, 0):
+                    continue  # stale: this stream already went past it, so applying it would undo newer facts
+                position[evt.stream] = evt.sequence
+            fresh.append(evt)
+        if fresh:
+            now = datetime.now(timezone.utc)
+            self.session.execute(insert(processed), [
+                {"event_id": evt.id, "event_type": evt.name, "processed_at": now} for evt in fresh])
+        moved = [{"source": src, "subject": subj, "sequence": seq}
+                 for (src, subj), seq in position.items() if stored.get((src, subj)) != seq]
+        if moved:
+            self.session.execute(_upsert(self.session, positions, ["source", "subject"], ["sequence"]), moved)
+        return fresh
 
     def claim_job(self, job: str, period: str, stale_after: timedelta = timedelta(hours=2)) -> bool:
         """True for the one replica that gets to run a periodic job for this period.
@@ -239,6 +307,27 @@ class Transactions:
             uow.commit()
         return figures
 
+    def apply_batch(self, events: list[Event], table, context=None) -> list[Event]:
+        """Apply a batch of events in one transaction with the handlers of ``table``
+        (crm_common.consumer.Consumes); returns those that were new (the others were duplicates or stale). A handler failing raises
+        ``EventFailed`` naming the event, so the consumer can split the batch around it."""
+        with self() as uow:
+            fresh = uow.claim_batch(events)
+            for evt in fresh:
+                handler = table.handlers.get(evt.name)
+                try:
+                    if handler is None:
+                        raise EventRejected(f"{evt.name} is not consumed by {uow.source}")
+                    handler(uow, evt, context)
+                except DomainError as exc:
+                    raise EventFailed(evt, EventRejected(f"{evt.name}: {exc.field or ''}: {exc.message}")) from exc
+                except Exception as exc:
+                    raise EventFailed(evt, exc) from exc
+            if fresh and table.flush is not None:
+                table.flush(uow, context)
+            uow.commit()
+        return fresh
+
     def apply_once(self, event, change, *args, **kwargs) -> bool:
         """False when the event was applied before. A business rule refusing the event
         (DomainError) rejects it for good: it is dead-lettered, not retried."""
@@ -251,6 +340,45 @@ class Transactions:
                 raise EventRejected(f"{event.name}: {exc.field or ''}: {exc.message}") from exc
             uow.commit()
         return True
+
+
+class EventFailed(Exception):
+    """One event of a batch could not be applied (the batch was rolled back)."""
+
+    def __init__(self, event: Event, error: Exception):
+        super().__init__(f"{event.name} {event.id}: {type(error).__name__}: {error}")
+        self.event, self.error = event, error
+
+
+def in_stream_order(events: list[Event]) -> list[Event]:
+    """The batch with each stream's events sorted by sequence, in the slots that stream had:
+    streams stay interleaved as they arrived, which keeps the rough order between producers."""
+    slots: dict[tuple, list[int]] = {}
+    for index, evt in enumerate(events):
+        if evt.sequence is not None:
+            slots.setdefault(evt.stream, []).append(index)
+    ordered = list(events)
+    for indexes in slots.values():
+        if len(indexes) > 1:
+            for index, evt in zip(indexes, sorted((events[i] for i in indexes), key=lambda e: e.sequence)):
+                ordered[index] = evt
+    return ordered
+
+
+def outbox_channel(service: str) -> str:
+    return f"crm_outbox_{service}"
+
+
+def _dialect(session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _upsert(session, table: Table, keys: list[str], columns: list[str]):
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns (PostgreSQL and SQLite alike)."""
+    module = postgresql if _dialect(session) == "postgresql" else sqlite
+    statement = module.insert(table)
+    return statement.on_conflict_do_update(index_elements=keys,
+                                           set_={name: statement.excluded[name] for name in columns})
 
 
 def _jsonable(value):

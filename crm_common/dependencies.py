@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import eventlet
+from eventlet.green import select as green_select
 from eventlet.event import Event as GreenEvent
 from nameko.extensions import DependencyProvider
 from sqlalchemy import MetaData
@@ -11,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 from crm_common import metrics
 from crm_common.clock import clock_from_config
-from crm_common.db import Transactions, UnitOfWork, add_infrastructure_tables, make_engine
+from crm_common.db import Transactions, UnitOfWork, add_infrastructure_tables, make_engine, outbox_channel
 from crm_common.outbox import BrokerPublisher, backlog, relay_batch, replay
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,9 @@ class Store(DependencyProvider):
     """A service's database: ``with self.store() as uow: ...; uow.commit()``.
 
     Also runs the outbox relay of the service: woken right after a transaction
-    that emitted events commits, and every OUTBOX_POLL_SECONDS to pick up rows
-    that another replica or a crashed process left behind.
+    that emitted events commits, in this replica directly and in the others by
+    PostgreSQL's NOTIFY, and every OUTBOX_POLL_SECONDS to pick up rows a crashed
+    process left behind.
     """
 
     def __init__(self, metadata: MetaData, tables: dict | None = None):
@@ -45,6 +47,35 @@ class Store(DependencyProvider):
     def start(self):
         self._running = True
         self._relay_thread = self.container.spawn_managed_thread(self._relay_forever, identifier="outbox-relay")
+        if self.engine.dialect.name == "postgresql":
+            self.container.spawn_managed_thread(self._listen_forever, identifier="outbox-listen")
+
+    def _listen_forever(self):
+        """Wake the relay whenever any replica commits events (LISTEN on a connection of its own)."""
+        while self._running:
+            connection = None
+            try:
+                connection = self.engine.raw_connection()
+                raw = connection.dbapi_connection
+                raw.autocommit = True
+                with raw.cursor() as cursor:
+                    cursor.execute(f'LISTEN "{outbox_channel(self.service)}"')
+                while self._running:
+                    readable, _, _ = green_select.select([raw], [], [], self.poll_seconds)
+                    if readable:
+                        raw.poll()
+                        if raw.notifies:
+                            raw.notifies.clear()
+                            self.wake()
+            except Exception as exc:  # database away: the relay's own poll covers the gap
+                log.warning("outbox listener of %s failed (%s); retrying", self.service, exc)
+                eventlet.sleep(self.poll_seconds)
+            finally:
+                if connection is not None:
+                    try:
+                        connection.invalidate()  # never hand a LISTENing connection back to the pool
+                    except Exception:
+                        pass
 
     def stop(self):
         self._running = False

@@ -11,11 +11,17 @@ tools read them without a guide:
     time             when the fact happened (RFC 3339, UTC)
     dataschema       "urn:crm:event:<event name>:v<version>"
     dataversion      the payload schema version as an integer (extension)
+    sequence         the producer's sequence number for this subject, as decimal digits
+                     (CloudEvents "sequence" extension): per (source, subject) it starts
+                     at 1 and only grows, so a consumer applies one subject's events in
+                     this order and knows a stale one when it sees it
     datacontenttype  "application/json"
     data             the payload, validated by the registered marshmallow schema
 
 On the bus the routing key is the event name plus its version,
-e.g. "customer.created.v1", on the topic exchange ``EVENTS_EXCHANGE``.
+e.g. "customer.created.v1", on the topic exchange ``EVENTS_EXCHANGE``; the
+headers ``cloudEvents:subject`` and ``cloudEvents:sequence`` repeat those two
+attributes so the broker can partition by subject without reading the body.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ EVENTS_EXCHANGE = "crm.events"
 DEAD_LETTER_EXCHANGE = "crm.dead-letter"
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "crm."
+SUBJECT_HEADER = "cloudEvents:subject"
+SEQUENCE_HEADER = "cloudEvents:sequence"
 
 
 class InvalidEvent(Exception):
@@ -94,10 +102,16 @@ class Event:
     source: str
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    sequence: int | None = None  # set by the producer's outbox; None only on events from before it existed
 
     @property
     def routing_key(self) -> str:
         return f"{self.name}.v{self.version}"
+
+    @property
+    def stream(self) -> tuple[str, str]:
+        """The (source, subject) pair whose events are ordered by ``sequence``."""
+        return self.source, self.subject
 
 
 class EnvelopeSchema(Schema):
@@ -110,6 +124,7 @@ class EnvelopeSchema(Schema):
     dataschema = fields.String(required=True)
     dataversion = fields.Integer(required=True, validate=validate.Range(min=1))
     datacontenttype = fields.String(load_default="application/json")
+    sequence = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{1,19}$"))
     data = fields.Dict(required=True)
 
 
@@ -152,6 +167,7 @@ def to_envelope(event: Event) -> dict:
         "dataschema": spec.dataschema,
         "dataversion": event.version,
         "datacontenttype": "application/json",
+        **({"sequence": str(event.sequence)} if event.sequence is not None else {}),
         "data": event.data,
     }
 
@@ -176,4 +192,5 @@ def from_envelope(body) -> Event:
     return Event(
         name=name, version=spec.version, subject=envelope["subject"], data=data,
         source=envelope["source"], id=envelope["id"], time=_normalize_time(envelope["time"]),
+        sequence=int(envelope["sequence"]) if envelope["sequence"] is not None else None,
     )

@@ -33,3 +33,26 @@ def run_env(context, target_metadata) -> None:
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
+
+
+def add_event_order_tables(op) -> None:
+    """The same revision in every service: per-subject sequences (producer side), stream positions
+    (consumer side), and the outbox's sequence column."""
+    import sqlalchemy as sa
+
+    op.create_table("subject_sequences",
+                    sa.Column("subject", sa.String(64), primary_key=True),
+                    sa.Column("last_sequence", sa.BigInteger(), nullable=False))
+    op.create_table("stream_positions",
+                    sa.Column("source", sa.String(64), primary_key=True),
+                    sa.Column("subject", sa.String(64), primary_key=True),
+                    sa.Column("sequence", sa.BigInteger(), nullable=False))
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("sequence", sa.BigInteger(), nullable=True))
+
+
+def drop_event_order_tables(op) -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("sequence")
+    op.drop_table("stream_positions")
+    op.drop_table("subject_sequences")

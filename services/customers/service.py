@@ -9,8 +9,8 @@ from crm_common.auth import SYSTEM
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.http import api, json_body
 from crm_common.ops import Operations
-from crm_common.subscriber import subscribe
-from services.customers import handlers, models, schemas
+from crm_common.consumer import consume
+from services.customers import handlers, models, projections, schemas
 from services.customers.domain import ClassificationPolicy
 
 
@@ -129,19 +129,9 @@ class CustomersService(Operations):
 
     # ------------------------------------------------------------ facts from other services
 
-    @subscribe("interaction.logged")
-    def on_interaction_logged(self, event):
-        return self.store.apply_once(event, handlers.note_interaction, event.data["customer_id"],
-                                     event.data["occurred_at"], self.clock.now(), self.policy)
-
-    @subscribe("alert.raised")
-    def on_alert_raised(self, event):
-        return self.store.apply_once(event, handlers.set_risk_flag, event.data["customer_id"], True,
-                                     self.clock.now(), self.policy, reason=f"alert {event.data['rule']} raised")
-
-    @subscribe("alert.resolved")
-    def on_alert_resolved(self, event):
-        return self.store.apply_once(event, handlers.note_alert_resolved, event.data, self.clock.now(), self.policy)
+    @consume(projections.CONSUMES)
+    def apply_events(self, events):
+        return self.store.apply_batch(events, projections.CONSUMES, projections.Context(self.clock.now(), self.policy))
 
     # ------------------------------------------------------------ answers other services need now
 

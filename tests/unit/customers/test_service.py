@@ -228,8 +228,8 @@ def test_interaction_event_applied_once_and_keeps_customer_from_churning(service
     event = event_of("interaction.logged", customer["id"], {
         "interaction_id": "i1", "customer_id": customer["id"], "rep_id": "rep-n1", "kind": "call",
         "phase": "post_sale", "occurred_at": NOW - timedelta(days=1), "outcome": "reached"})
-    assert service.on_interaction_logged(event) is True
-    assert service.on_interaction_logged(event) is False  # redelivered: skipped
+    assert service.apply_events([event]) == [event]
+    assert service.apply_events([event]) == []  # redelivered: skipped
     body = service.get_customer(request(REP_N1), customer["id"])
     assert body["lifecycle"] == "dormant"
     assert body["last_interaction_at"] == NOW - timedelta(days=1)
@@ -242,11 +242,11 @@ def test_alert_flags_and_recovery_unflags(service):
     raised = event_of("alert.raised", customer["id"], {
         "alert_id": "a1", "customer_id": customer["id"], "rule": "silence", "raised_at": NOW,
         "signals": [{"name": "days_without_contact", "value": 40, "threshold": 30}]})
-    service.on_alert_raised(raised)
+    service.apply_events([raised])
     assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "at_risk"
-    service.on_alert_resolved(event_of("alert.resolved", customer["id"], {
+    service.apply_events([event_of("alert.resolved", customer["id"], {
         "alert_id": "a1", "customer_id": customer["id"], "rule": "silence", "outcome": "recovered",
-        "resolved_by": "rep-n1", "resolved_at": NOW, "raised_at": NOW}))
+        "resolved_by": "rep-n1", "resolved_at": NOW, "raised_at": NOW})])
     assert service.get_customer(request(REP_N1), customer["id"])["lifecycle"] == "active"
 
 
