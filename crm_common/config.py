@@ -38,6 +38,9 @@ def nameko_config(service: str, overrides: dict | None = None) -> dict:
         "FROZEN_TIME": env("CRM_FROZEN_TIME"),
         "OUTBOX_POLL_SECONDS": float(env("CRM_OUTBOX_POLL_SECONDS", "1.0")),
         "EVENT_MAX_ATTEMPTS": int(env("CRM_EVENT_MAX_ATTEMPTS", "5")),
+        "EVENT_BATCH_SIZE": int(env("CRM_EVENT_BATCH_SIZE", "500")),
+        "EVENT_BATCH_MS": int(env("CRM_EVENT_BATCH_MS", "20")),
+        "EVENT_PARTITIONS": int(env("CRM_EVENT_PARTITIONS", "4")),
         "SERVICE_SETTINGS": {k: v for k, v in os.environ.items() if k.startswith(service.upper() + "_")},
     }
     config.update(overrides or {})

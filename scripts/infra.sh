@@ -224,7 +224,8 @@ log.console = false
 # test broker: never block publishers because the disk is "low"
 disk_free_limit.absolute = 1MB
 EOF
-    echo '[].' >"$RMQ_DIR/enabled_plugins"
+    # partitioned consumers route through x-consistent-hash exchanges (crm_common/consumer.py)
+    echo '[rabbitmq_consistent_hash_exchange].' >"$RMQ_DIR/enabled_plugins"
     : >"$RMQ_DIR/rabbitmq-env.conf"
 
     # Environment shared by the server, the CLI wrapper and `stop`.
