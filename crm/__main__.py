@@ -52,15 +52,13 @@ def _token(args):
 
 def _docs_events(args):
     from crm import event_docs
-    text = event_docs.render()
     if args.check:
-        with open(args.output) as handle:
-            if handle.read() != text:
-                sys.exit(f"{args.output} is out of date: run python -m crm docs-events")
+        stale = event_docs.out_of_date(args.docs_dir)
+        if stale:
+            sys.exit(f"out of date in {args.docs_dir}: {', '.join(stale)}; run python -m crm docs-events")
         return
-    with open(args.output, "w") as handle:
-        handle.write(text)
-    print(f"wrote {args.output}")
+    changed = [os.path.join(args.docs_dir, path) for path in event_docs.write(args.docs_dir)]
+    print("\n".join(f"{'wrote' if os.path.exists(path) else 'removed'} {path}" for path in changed) or "up to date")
 
 
 def main(argv=None):
@@ -99,9 +97,10 @@ def main(argv=None):
     token.add_argument("--ttl-days", type=int, default=90)
     token.set_defaults(func=_token)
 
-    docs = commands.add_parser("docs-events", help="write docs/events.md from the registered contracts")
-    docs.add_argument("--output", default=os.path.join("docs", "events.md"))
-    docs.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    docs = commands.add_parser("docs-events", help="write docs/events.md, docs/asyncapi.yaml and docs/schemas/ "
+                                                    "from the registered contracts")
+    docs.add_argument("--docs-dir", default="docs")
+    docs.add_argument("--check", action="store_true", help="fail if a file is out of date")
     docs.set_defaults(func=_docs_events)
 
     args = parser.parse_args(argv)

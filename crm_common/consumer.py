@@ -13,7 +13,9 @@ Topology (docs/architecture.md says why): ``crm.events`` (topic) -> ``crm.<servi
 ``x-consistent-hash`` exchange bound once per consumed routing key, hashing the ``cloudEvents:subject``
 header -> ``<service>.events.p<i>``, durable single-active-consumer queues. One subject always lands in
 one partition, a partition has one active consumer, so one subject's events arrive in the order the
-producer's relay published them (its sequence order). The in-memory transport has no consistent-hash
+producer's relay published them (its sequence order). Replicas share the partitions through leases in
+the service's database (each takes its fair share of the live replicas; a dead one's expire); the
+single-active-consumer flag keeps a partition to one consumer even while a lease changes hands. The in-memory transport has no consistent-hash
 exchange and no exchange-to-exchange bindings; embedded mode runs one replica, so it has one partition
 bound straight to ``crm.events``.
 
@@ -27,10 +29,12 @@ When the database itself is away the batch waits and is tried again, never dead-
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 import eventlet
@@ -42,7 +46,8 @@ from sqlalchemy import exc as sa_exc
 
 import crm_common.contracts  # noqa: F401 - consuming needs every contract registered
 from crm_common import metrics
-from crm_common.db import EventFailed
+from crm_common.db import EventFailed, lease_partitions, release_partitions
+from crm_common.dependencies import Store
 from crm_common.errors import EventRejected
 from crm_common.events import SUBJECT_HEADER, InvalidEvent, definition, from_envelope
 from crm_common.outbox import BrokerPublisher, dead_letter_exchange, events_exchange
@@ -50,6 +55,8 @@ from crm_common.outbox import BrokerPublisher, dead_letter_exchange, events_exch
 log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-crm-dead-letter-reason"
+LEASE_TTL = timedelta(seconds=10)
+LEASE_TICK_SECONDS = 2.0
 DEFAULT_EXCHANGE = Exchange("", type="direct")
 
 
@@ -91,15 +98,15 @@ def inbound_exchange(service: str) -> Exchange:
                     arguments={"hash-header": SUBJECT_HEADER})
 
 
-def partition_queues(service: str, routing_keys, partitions: int, amqp_uri: str) -> list[Queue]:
+def partition_queues(service: str, routing_keys, partitions, amqp_uri: str) -> list[Queue]:
     if is_memory(amqp_uri):
         return [Queue(f"{service}.events.p0", durable=True,
                       bindings=[binding(events_exchange, routing_key=key) for key in routing_keys])]
     return [Queue(f"{service}.events.p{index}", exchange=inbound_exchange(service), routing_key="1", durable=True,
-                  queue_arguments={"x-single-active-consumer": True}) for index in range(partitions)]
+                  queue_arguments={"x-single-active-consumer": True}) for index in sorted(partitions)]
 
 
-def declare_topology(channel, service: str, routing_keys, partitions: int, amqp_uri: str) -> list[Queue]:
+def declare_topology(channel, service: str, routing_keys, partitions, amqp_uri: str) -> list[Queue]:
     for exchange in (events_exchange, dead_letter_exchange):
         exchange(channel).declare()
     dead_letter_queue(service)(channel).declare()
@@ -150,7 +157,10 @@ class EventConsumer(Entrypoint):
         self.batch_size = int(config.get("EVENT_BATCH_SIZE", 500))
         self.batch_seconds = int(config.get("EVENT_BATCH_MS", 20)) / 1000
         self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", 5))
-        self.partitions = int(config.get("EVENT_PARTITIONS", 4))
+        self.partitions = 1 if is_memory(self.amqp_uri) else int(config.get("EVENT_PARTITIONS", 4))
+        # which replica consumes which partitions is leased in the service's own database
+        self.store = next(d for d in self.container.dependencies if isinstance(d, Store))
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.publisher = BrokerPublisher(self.amqp_uri, declare=(dead_letter_queue(self.service),))
         self._running = False
         self._thread = None
@@ -165,6 +175,10 @@ class EventConsumer(Entrypoint):
         if self._thread is not None:
             self._thread.wait()
         self.publisher.close()
+        try:
+            release_partitions(self.store.session_factory, self.store.tables, self.holder)
+        except Exception as exc:  # the leases expire by themselves
+            log.warning("%s could not give its partitions back (%s)", self.service, exc)
         super().stop()
 
     def kill(self):
@@ -175,30 +189,49 @@ class EventConsumer(Entrypoint):
 
     # -------------------------------------------------------------- consuming
 
+    def _leased(self) -> set[int]:
+        if is_memory(self.amqp_uri):
+            return {0}
+        return lease_partitions(self.store.session_factory, self.store.tables, self.holder, self.partitions,
+                                LEASE_TTL)
+
     def _consume_forever(self):
         failures = 0
         while self._running:
             try:
+                partitions = self._leased()
+                metrics.PARTITIONS_HELD.labels(self.service).set(len(partitions))
+                if not partitions:  # the other replicas hold every partition: stand by
+                    eventlet.sleep(LEASE_TICK_SECONDS)
+                    continue
                 with Connection(self.amqp_uri, heartbeat=self.container.config.get("HEARTBEAT", 60)) as connection:
                     connection.ensure_connection(max_retries=1)
                     failures = 0
-                    self._consume(connection)
+                    self._consume(connection, partitions)
             except Stopping:
                 return
             except Exception as exc:  # broker away or connection lost: unacked messages go back to the queue
                 failures += 1
-                log.warning("event consumer of %s lost its broker (%s); reconnecting", self.service, exc)
+                log.warning("event consumer of %s lost its broker or database (%s); reconnecting", self.service, exc)
                 eventlet.sleep(min(0.5 * 2 ** failures, 10))
 
-    def _consume(self, connection):
+    def _consume(self, connection, partitions: set[int]):
+        """Consume the leased partitions until the lease changes (then the channel closes, returning
+        prefetched messages to the front of their queues, for the partition's next holder)."""
         channel = connection.channel()
-        queues = declare_topology(channel, self.service, self.table.routing_keys, self.partitions, self.amqp_uri)
+        queues = declare_topology(channel, self.service, self.table.routing_keys, partitions, self.amqp_uri)
+        metrics.PARTITIONS_HELD.labels(self.service).set(len(partitions))
         channel.basic_qos(0, self.batch_size, False)
         pending: list = []
         consumer = KombuConsumer(channel, queues, on_message=pending.append, accept=["json"])
+        lease_check = time.monotonic() + LEASE_TICK_SECONDS
         with consumer:
             first_at = None
             while self._running:
+                if not pending and time.monotonic() >= lease_check:
+                    lease_check = time.monotonic() + LEASE_TICK_SECONDS
+                    if self._lease_changed(partitions):
+                        return
                 wait = self.batch_seconds if first_at is None else max(0.0, first_at + self.batch_seconds - time.monotonic())
                 try:
                     connection.drain_events(timeout=wait if pending else 0.25)
@@ -211,6 +244,13 @@ class EventConsumer(Entrypoint):
                     first_at = None
                     self._handle(batch, channel)
                 connection.heartbeat_check()
+
+    def _lease_changed(self, partitions: set[int]) -> bool:
+        try:
+            return self._leased() != partitions
+        except Exception as exc:  # database away: keep consuming what we hold (single-active-consumer guards it)
+            log.warning("%s could not renew its partition leases (%s)", self.service, exc)
+            return False
 
     def _handle(self, messages, channel):
         """Apply a batch, then ack it all (after the commit, and after any dead letter is confirmed)."""
@@ -299,6 +339,7 @@ class EventConsumer(Entrypoint):
         fresh_ids = {event.id for event in fresh or ()}
         for _, event in pairs:
             outcome = "applied" if event.id in fresh_ids else "duplicate"
+            fresh_ids.discard(event.id)  # a second copy in the same batch is a duplicate
             metrics.EVENTS_CONSUMED.labels(self.service, event.routing_key, outcome).inc()
 
     def _dead_letter(self, message, reason: str, routing_key: str | None = None) -> None:

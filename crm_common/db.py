@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-    and_, create_engine, event, insert, select, text, update,
+    and_, create_engine, event, func, insert, select, text, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -93,8 +93,20 @@ def add_infrastructure_tables(metadata: MetaData) -> dict[str, Table]:
         Column("subject", String(64), primary_key=True),
         Column("sequence", BigInteger, nullable=False),
     )
+    members = Table(
+        "consumer_members", metadata,
+        Column("holder", String(128), primary_key=True),
+        Column("seen_at", DateTime(timezone=True), nullable=False),
+    )
+    leases = Table(
+        "partition_leases", metadata,
+        Column("partition", Integer, primary_key=True, autoincrement=False),
+        Column("holder", String(128), nullable=True),
+        Column("expires_at", DateTime(timezone=True), nullable=False),
+    )
     return {"outbox": outbox, "processed_events": processed, "audit_log": audit, "job_runs": job_runs,
-            "subject_sequences": sequences, "stream_positions": positions}
+            "subject_sequences": sequences, "stream_positions": positions,
+            "consumer_members": members, "partition_leases": leases}
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -342,6 +354,45 @@ class Transactions:
         return True
 
 
+def lease_partitions(session_factory: sessionmaker, tables: dict[str, Table], holder: str, partitions: int,
+                     ttl: timedelta) -> set[int]:
+    """The partitions this replica may consume now: its fair share among the live replicas (those seen
+    within ttl). Renews what it holds, gives back what is above its share, takes free or expired ones."""
+    members, leases = tables["consumer_members"], tables["partition_leases"]
+    now = datetime.now(timezone.utc)
+    with session_factory() as session:
+        session.execute(_upsert(session, members, ["holder"], ["seen_at"]), [{"holder": holder, "seen_at": now}])
+        session.execute(_insert_missing(session, leases, ["partition"]),
+                        [{"partition": index, "holder": None, "expires_at": now} for index in range(partitions)])
+        live = session.execute(select(func.count()).select_from(members)
+                               .where(members.c.seen_at > now - ttl)).scalar_one()
+        share = -(-partitions // max(live, 1))
+        rows = session.execute(select(leases).where(leases.c.partition < partitions)
+                               .order_by(leases.c.partition).with_for_update()).all()
+        mine = [row.partition for row in rows if row.holder == holder and utc(row.expires_at) > now]
+        free = [row.partition for row in rows
+                if row.holder != holder and (row.holder is None or utc(row.expires_at) <= now)]
+        keep = set(mine[:share]) | set(free[:max(0, share - len(mine))])
+        for index in keep:
+            session.execute(update(leases).where(leases.c.partition == index)
+                            .values(holder=holder, expires_at=now + ttl))
+        for index in set(mine) - keep:
+            session.execute(update(leases).where(leases.c.partition == index).values(holder=None, expires_at=now))
+        session.execute(members.delete().where(members.c.seen_at < now - 10 * ttl))
+        session.commit()
+    return keep
+
+
+def release_partitions(session_factory: sessionmaker, tables: dict[str, Table], holder: str) -> None:
+    """A replica stopping gives its partitions back at once, so the others need not wait for expiry."""
+    members, leases = tables["consumer_members"], tables["partition_leases"]
+    with session_factory() as session:
+        session.execute(update(leases).where(leases.c.holder == holder)
+                        .values(holder=None, expires_at=datetime.now(timezone.utc)))
+        session.execute(members.delete().where(members.c.holder == holder))
+        session.commit()
+
+
 class EventFailed(Exception):
     """One event of a batch could not be applied (the batch was rolled back)."""
 
@@ -371,6 +422,12 @@ def outbox_channel(service: str) -> str:
 
 def _dialect(session) -> str:
     return session.get_bind().dialect.name
+
+
+def _insert_missing(session, table: Table, keys: list[str]):
+    """INSERT ... ON CONFLICT (keys) DO NOTHING (PostgreSQL and SQLite alike)."""
+    module = postgresql if _dialect(session) == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 def _upsert(session, table: Table, keys: list[str], columns: list[str]):

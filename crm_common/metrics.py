@@ -12,6 +12,8 @@ EVENTS_CONSUMED = Counter("crm_events_consumed_total", "Events consumed, by outc
                           "(applied, duplicate, retried, failed)", ["service", "routing_key", "outcome"])
 EVENTS_DEAD_LETTERED = Counter("crm_events_dead_lettered_total", "Events sent to the dead-letter queue",
                                ["service", "routing_key"])
+PARTITIONS_HELD = Gauge("crm_event_partitions_held", "Event partition queues this replica consumes", ["service"],
+                        multiprocess_mode="livesum")
 OUTBOX_BACKLOG = Gauge("crm_outbox_backlog", "Events committed but not yet published", ["service"])
 JOB_DURATION = Histogram("crm_job_duration_seconds", "Periodic job (sweep) duration", ["service", "job"],
                          buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))

@@ -36,8 +36,8 @@ def run_env(context, target_metadata) -> None:
 
 
 def add_event_order_tables(op) -> None:
-    """The same revision in every service: per-subject sequences (producer side), stream positions
-    (consumer side), and the outbox's sequence column."""
+    """The same revision in every service: per-subject sequences (producer side), stream positions and
+    partition leases (consumer side), and the outbox's sequence column."""
     import sqlalchemy as sa
 
     op.create_table("subject_sequences",
@@ -47,6 +47,13 @@ def add_event_order_tables(op) -> None:
                     sa.Column("source", sa.String(64), primary_key=True),
                     sa.Column("subject", sa.String(64), primary_key=True),
                     sa.Column("sequence", sa.BigInteger(), nullable=False))
+    op.create_table("consumer_members",
+                    sa.Column("holder", sa.String(128), primary_key=True),
+                    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False))
+    op.create_table("partition_leases",
+                    sa.Column("partition", sa.Integer(), primary_key=True, autoincrement=False),
+                    sa.Column("holder", sa.String(128), nullable=True),
+                    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False))
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("sequence", sa.BigInteger(), nullable=True))
 
@@ -54,5 +61,7 @@ def add_event_order_tables(op) -> None:
 def drop_event_order_tables(op) -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("sequence")
+    op.drop_table("partition_leases")
+    op.drop_table("consumer_members")
     op.drop_table("stream_positions")
     op.drop_table("subject_sequences")
