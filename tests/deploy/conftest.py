@@ -20,9 +20,9 @@ import yaml
 
 from crm.runner import SERVICES, service_class
 from crm_common.config import DEFAULT_PORTS
+from crm_common.consumer import EventConsumer, partition_queues
 from crm_common.http import ApiEntrypoint
 from crm_common.ops import openapi_document
-from crm_common.subscriber import EventSubscriber, queue_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
@@ -63,10 +63,11 @@ def path_owners() -> dict[str, set[str]]:
     return owners
 
 
-def consumed_queues(service: str) -> list[str]:
-    """The queues ``<service>.<event>.v<n>`` the service's @subscribe entrypoints consume."""
-    return sorted({queue_name(service, entrypoint.event_definition.routing_key)
-                   for entrypoint in _entrypoints(service) if isinstance(entrypoint, EventSubscriber)})
+def consumed_queues(service: str, partitions: int = 8) -> list[str]:
+    """The partition queues ``<service>.events.p<i>`` the service's @consume entrypoint reads on RabbitMQ."""
+    return sorted({queue.name for entrypoint in _entrypoints(service) if isinstance(entrypoint, EventConsumer)
+                   for queue in partition_queues(service, entrypoint.table.routing_keys, range(partitions),
+                                                 "amqp://")})
 
 
 def sample_url(path: str) -> str:

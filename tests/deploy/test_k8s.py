@@ -479,6 +479,7 @@ def test_keda_scales_on_the_queues_the_service_consumes(rendered, deploy, name):
     meta = trigger["metadata"]
     assert meta["mode"] == "QueueLength" and meta["useRegex"] == "true" and meta["protocol"] == "http"
     pattern = re.compile(meta["queueName"])
+    assert deploy.consumed_queues(name), f"{name} consumes no events?"
     for queue in deploy.consumed_queues(name):
         assert pattern.search(queue), f"{queue} (consumed by {name}) is not counted for scaling"
     for other in [f"{name}.dead-letter", f"rpc-{name}"] + [
