@@ -124,7 +124,8 @@ def customer_history(rng: random.Random, index: int, owner: dict, now: datetime)
     }
 
 
-def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=print) -> dict:
+def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=None) -> dict:
+    """progress(n): called as customers are loaded (a tqdm bar's update, for instance)."""
     rng = random.Random(seed)
     random.seed(seed)
     people, tokens = directory(secret)
@@ -144,9 +145,9 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=pri
             raise RuntimeError(f"import failed: {status} {body}")
         purchases += len(history["purchases"])
         ids.append((body["id"], owner["id"]))
-        if progress and (index + 1) % 500 == 0:
-            progress(f"  {index + 1} customers loaded")
-    replay_classification(admin, now, progress)
+        if progress:
+            progress(1)
+    replay_classification(admin, now)
     cursor = ""
     while cursor is not None:
         _, page = admin.call("GET", f"/v1/customers?limit=500{'&cursor=' + cursor if cursor else ''}")
@@ -158,7 +159,7 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=pri
             "purchases": purchases, "customer_ids": ids}
 
 
-def replay_classification(admin: Api, now: datetime, progress=print) -> None:
+def replay_classification(admin: Api, now: datetime) -> None:
     """Sweep as of every month-end of the last 18 months, then now: tiers and lifecycles change
     when they did, so reports can show churn and repurchase over time."""
     month = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
@@ -170,5 +171,3 @@ def replay_classification(admin: Api, now: datetime, progress=print) -> None:
         status, body = admin.call("POST", "/v1/classification/sweep", {"as_of": as_of.isoformat()})
         if status != 200:
             raise RuntimeError(f"sweep as of {as_of} failed: {status} {body}")
-    if progress:
-        progress(f"  classification replayed month by month over {len(month_ends)} months")

@@ -5,25 +5,10 @@ now first (POST /v1/alerts/sweep), so the time-based rules have looked at every 
 """
 from __future__ import annotations
 
-import time
-
 from crm.demo import Api
 
 RULE_ORDER = ("silence", "no_repurchase", "interval_lengthening", "unanswered_followups", "open_complaint",
               "low_satisfaction")
-
-
-def _wait_for_outbox(timeout: float = 60.0) -> None:
-    """Until the alerts' events reached their consumers (customers flags at-risk customers on alert.raised).
-    In-process (embedded) only; elsewhere the backlog gauge reads 0 and this returns at once."""
-    from crm_common import metrics
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        backlog = sum(s.value for m in metrics.OUTBOX_BACKLOG.collect() for s in m.samples)
-        if backlog == 0:
-            return
-        time.sleep(0.5)
 
 
 def _company(api: Api, customer_id: str) -> str:
@@ -35,7 +20,8 @@ def _signals(alert: dict) -> str:
     return "; ".join(f"{s['name']}={s['value']} (limit {s['threshold']})" for s in alert["signals"])
 
 
-def tour(base_url: str, tokens: dict) -> None:
+def tour(base_url: str, tokens: dict, settle=lambda: None) -> None:
+    """settle(): waits until the sweep's events reached their consumers (customers flags at-risk ones)."""
     admin = Api(base_url, tokens["admin"])
     print("\nChurn early warning (alerts service):")
     status, sweep = admin.call("POST", "/v1/alerts/sweep", {})
@@ -44,7 +30,7 @@ def tour(base_url: str, tokens: dict) -> None:
         return
     print(f"  sweep as of {sweep['as_of'][:10]}: {sweep['customers']} customers scored, "
           f"{sweep['alerts_raised']} alerts raised in {sweep['seconds']:.1f}s")
-    _wait_for_outbox()
+    settle()
 
     _, summary = admin.call("GET", "/v1/alerts/summary")
     print("  Open alerts by rule (unresolved):")

@@ -1,33 +1,60 @@
 """The README's first command: start everything embedded, load demo data, show what it does."""
 from __future__ import annotations
 
+import os
+import random
 import shutil
 import time
-
-import eventlet
-
-import random
 from datetime import datetime, timezone
 
-import os
+import eventlet
+from tqdm import tqdm
 
 from crm import demo, demo_alerts, demo_followups, demo_reports, runner
 from crm_common import metrics
 from crm_common.config import DEV_SECRET, env
+from crm_common.consumer import EventConsumer
 
 
-def _wait_for_outbox(timeout: float = 120) -> None:
-    """Until every service's outbox is drained (events delivered)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        backlog = sum(sample.value for metric in metrics.OUTBOX_BACKLOG.collect() for sample in metric.samples)
-        if backlog == 0:
-            return
-        eventlet.sleep(0.5)
+def _samples(metric, **labels):
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and all(sample.labels.get(k) in v for k, v in labels.items()):
+                yield sample
+
+
+def _consumption(service_runner) -> tuple[int, int]:
+    """(events applied so far, events published that some service consumes), over every consumer:
+    the read models have settled when the two are equal and no outbox holds anything."""
+    applied = expected = 0
+    for container in service_runner.containers:
+        for entrypoint in container.entrypoints:
+            if isinstance(entrypoint, EventConsumer):
+                keys = set(entrypoint.table.routing_keys)
+                expected += sum(s.value for s in _samples(metrics.EVENTS_PUBLISHED, routing_key=keys))
+                applied += sum(s.value for s in _samples(metrics.EVENTS_CONSUMED, service={container.service_name},
+                                                         outcome={"applied", "duplicate", "failed"}))
+    return int(applied), int(expected)
+
+
+def settle(service_runner, what: str, timeout: float = 900) -> None:
+    """A progress bar of events applied by every consumer until all published ones are in."""
+    backlog = lambda: sum(s.value for m in metrics.OUTBOX_BACKLOG.collect() for s in m.samples)  # noqa: E731
+    with tqdm(desc=what, unit="ev", dynamic_ncols=True) as bar:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            applied, expected = _consumption(service_runner)
+            bar.total = max(expected, applied)
+            bar.update(applied - bar.n)
+            if applied >= expected and backlog() == 0:
+                eventlet.sleep(0.3)  # a relay may be between its commit and the gauge
+                if _consumption(service_runner) == (applied, expected) and backlog() == 0:
+                    return
+            eventlet.sleep(0.2)
 
 
 def _published() -> int:
-    return int(sum(s.value for m in metrics.EVENTS_PUBLISHED.collect() for s in m.samples if s.name.endswith("_total")))
+    return int(sum(s.value for s in _samples(metrics.EVENTS_PUBLISHED)))
 
 
 def run(args) -> None:
@@ -39,21 +66,25 @@ def run(args) -> None:
     print(f"CRM embedded: four services in one process, in-memory bus, SQLite in {args.data_dir}/")
     print(f"Loading {args.customers} customers with 18 months of purchases through {base_url} ...")
     started = time.monotonic()
-    data = eventlet.spawn(demo.load, base_url, secret, args.customers).wait()
-    _wait_for_outbox()
+    with tqdm(total=args.customers, desc="customers", unit="cust", dynamic_ncols=True) as bar:
+        data = eventlet.spawn(demo.load, base_url, secret, args.customers, progress=bar.update).wait()
+    settle(service_runner, "read models settling")
     print(f"Loaded {args.customers} customers and {data['purchases']} purchases "
           f"in {time.monotonic() - started:.1f}s.")
-    touches = eventlet.spawn(demo_followups.load, base_url, data["tokens"], data["customer_ids"], data["people"],
-                             random.Random(11), datetime.now(timezone.utc)).wait()
-    _wait_for_outbox()
+    with tqdm(total=len(data["customer_ids"]), desc="interactions", unit="cust", dynamic_ncols=True) as bar:
+        touches = eventlet.spawn(demo_followups.load, base_url, data["tokens"], data["customer_ids"],
+                                 data["people"], random.Random(11), datetime.now(timezone.utc),
+                                 progress=bar.update).wait()
+    settle(service_runner, "read models settling")
     print(f"Logged {touches['interactions']} interactions (18 months, backdated) and "
-          f"{touches['manual_follow_ups']} manual follow-ups; {_published()} events published in "
+          f"{touches['manual_follow_ups']} manual follow-ups; {_published()} events published and applied in "
           f"{time.monotonic() - started:.1f}s.")
     tour(base_url, data)
     demo_followups.tour(base_url, data["tokens"])
-    demo_alerts.tour(base_url, data["tokens"])
-    _wait_for_outbox()
+    demo_alerts.tour(base_url, data["tokens"], settle=lambda: settle(service_runner, "alert events settling"))
+    settle(service_runner, "read models settling")
     demo_reports.tour(base_url, data["tokens"], os.path.join(args.data_dir, "reports"))
+    print(f"Demo done in {time.monotonic() - started:.1f}s.")
     if args.no_serve:
         service_runner.stop()
         return

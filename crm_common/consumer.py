@@ -33,7 +33,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
@@ -50,7 +50,7 @@ from crm_common.db import EventFailed, lease_partitions, release_partitions
 from crm_common.dependencies import Store
 from crm_common.errors import EventRejected
 from crm_common.events import SUBJECT_HEADER, InvalidEvent, definition, from_envelope
-from crm_common.outbox import BrokerPublisher, dead_letter_exchange, events_exchange
+from crm_common.outbox import REPLAY_HEADER, BrokerPublisher, dead_letter_exchange, events_exchange
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,10 @@ class EventConsumer(Entrypoint):
         decoded = []
         for message in messages:
             try:
-                decoded.append((message, from_envelope(message.decode())))
+                event = from_envelope(message.decode())
+                if (message.headers or {}).get(REPLAY_HEADER):
+                    event = replace(event, replayed=True)
+                decoded.append((message, event))
             except InvalidEvent as exc:
                 self._dead_letter(message, str(exc))
             except Exception as exc:  # not JSON, wrong content type, broken encoding

@@ -248,8 +248,10 @@ class UnitOfWork:
             seen.add(evt.id)
             if evt.sequence is not None:
                 if evt.sequence <= position.get(evt.stream, 0):
-                    continue  # stale: this stream already went past it, so applying it would undo newer facts
-                position[evt.stream] = evt.sequence
+                    if not evt.replayed:
+                        continue  # stale: this stream already went past it, so applying it would undo newer facts
+                    # a rebuild's replay may trail live events that arrived after the wipe: apply it (once, by id)
+                position[evt.stream] = max(evt.sequence, position.get(evt.stream, 0))
             fresh.append(evt)
         if fresh:
             now = datetime.now(timezone.utc)
@@ -260,6 +262,11 @@ class UnitOfWork:
         if moved:
             self.session.execute(_upsert(self.session, positions, ["source", "subject"], ["sequence"]), moved)
         return fresh
+
+    def forget_applied(self) -> None:
+        """Before a rebuild by replay: no event counts as applied any more, so every replayed one is."""
+        for name in ("processed_events", "stream_positions"):
+            self.session.execute(self._tables[name].delete())
 
     def claim_job(self, job: str, period: str, stale_after: timedelta = timedelta(hours=2)) -> bool:
         """True for the one replica that gets to run a periodic job for this period.

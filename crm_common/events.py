@@ -103,6 +103,8 @@ class Event:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     sequence: int | None = None  # set by the producer's outbox; None only on events from before it existed
+    # delivered by a producer's replay (a rebuild), not live: deduplicated by id only, see claim_batch
+    replayed: bool = field(default=False, compare=False)
 
     @property
     def routing_key(self) -> str:

@@ -23,6 +23,8 @@ from crm_common.events import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, SEQUENCE_HE
 
 log = logging.getLogger(__name__)
 
+REPLAY_HEADER = "x-crm-replay"
+
 events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
 
@@ -193,7 +195,8 @@ def replay(session_factory: sessionmaker, outbox: Table, publisher: BrokerPublis
         window = []
         for row in rows:
             exchange, routing_key = replay_route(consumer, row.routing_key, publisher.amqp_uri)
-            window.append((row.body, exchange, routing_key, event_headers(row.subject, row.sequence), row.event_id))
+            headers = {**event_headers(row.subject, row.sequence), REPLAY_HEADER: True}
+            window.append((row.body, exchange, routing_key, headers, row.event_id))
         if publisher.publish_many(window) != len(window):
             raise RuntimeError("the broker refused part of a replay")
         sent += len(rows)

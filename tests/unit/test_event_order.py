@@ -113,3 +113,23 @@ def test_in_stream_order_keeps_the_slots_of_each_stream():
     assert in_stream_order([a2, b1, a1]) == [a1, b1, a2]
     other_producer = event("a", 1, "lost", source="crm/followups")
     assert in_stream_order([a2, other_producer, a1]) == [a1, other_producer, a2]
+
+
+def test_a_replay_after_a_wipe_applies_what_live_events_overtook(tmp_path_factory):
+    """A rebuild wipes the read model and replays everything; a live event that arrives first must not
+    make the replayed older ones look stale and lost. They are applied once each, after it: a read model
+    rebuilt by replay must therefore place facts by their own time, as reports' timeline does, not by
+    arrival (docs/architecture.md)."""
+    store = fresh_store(tmp_path_factory)
+    history = [event("a", 1, "first_contact"), event("a", 2, "needs_analysis"), event("a", 3, "proposal")]
+    store.apply_batch(history, TABLE)
+    with store() as uow:
+        uow.session.execute(state.delete())
+        uow.forget_applied()
+        uow.commit()
+    live = event("a", 4, "won")
+    store.apply_batch([live], TABLE)
+    store.apply_batch([replace(e, replayed=True) for e in history + [live]], TABLE)
+    assert read_model(store)["a"] == ("proposal", "won,first_contact,needs_analysis,proposal")
+    store.apply_batch([event("a", 2, "lost")], TABLE)  # live and stale: still nothing
+    assert read_model(store)["a"][1].count(",") == 3
