@@ -5,7 +5,9 @@
 
 Declares a durable queue of its own, bound to the `crm.events` topic exchange with the
 given routing-key patterns (default `#`: everything), prints each event and acks it.
-Delivery is at least once, so it skips ids it has already seen.
+Delivery is at least once, so it skips ids it has already seen. Each producer numbers its events
+per subject (`sequence`), and one queue with one consumer receives them in that order; an event at
+or below the last sequence seen for its (source, subject) is a redelivery or a stale copy: skipped.
 """
 import argparse
 import json
@@ -25,15 +27,18 @@ def main():
 
     exchange = Exchange("crm.events", type="topic", durable=True)
     queue = Queue(args.queue, exchange=exchange, routing_key=args.patterns[0], durable=True)
-    seen, received = set(), 0
+    seen, last_sequence, received = set(), {}, 0
 
     def on_message(body, message):
         nonlocal received
         event = json.loads(body) if isinstance(body, (str, bytes)) else body
-        if event["id"] not in seen:
+        stream, sequence = (event["source"], event["subject"]), int(event.get("sequence") or 0)
+        if event["id"] not in seen and (not sequence or sequence > last_sequence.get(stream, 0)):
             seen.add(event["id"])
+            last_sequence[stream] = max(sequence, last_sequence.get(stream, 0))
             received += 1
             print(f"{event['time']} {event['type']} v{event['dataversion']} subject={event['subject']} "
+                  f"sequence={sequence} "
                   f"data={json.dumps(event['data'], sort_keys=True)}", flush=True)
         message.ack()
 
