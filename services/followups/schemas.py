@@ -1,4 +1,4 @@
-"""Request shapes of the followups HTTP API (responses are plain dicts built in handlers)."""
+"""Request shapes of the followups HTTP API (responses are plain dicts built by commands and queries)."""
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from crm_common.contracts.fields import Timestamp

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from crm_common.errors import CrmError, Forbidden
 from services.followups.domain.base import DomainError
 from services.followups.domain.tasks import Task
 
@@ -39,3 +40,15 @@ def tasks_to_reassign(tasks: Iterable[Task], customer_id: str, old_owner_id: str
     """
     return [task for task in tasks
             if task.is_open and task.customer_id == customer_id and task.assignee_id == old_owner_id]
+
+
+def check_assignee(actor_role: str, actor_id: str, actor_team: str | None, assignee_id: str,
+                   assignee_team: str | None, assignee_active: bool) -> None:
+    """Who may give a task to whom: only to an active rep; a rep only to themselves, a manager only
+    within the team, an admin to anyone."""
+    if not assignee_active:
+        raise CrmError(f"rep {assignee_id} is no longer active", field="assignee_id")
+    if actor_role == "rep" and assignee_id != actor_id:
+        raise Forbidden("a rep can only assign tasks to themselves", field="assignee_id")
+    if actor_role == "manager" and assignee_team != actor_team:
+        raise Forbidden(f"rep {assignee_id} is not in your team", field="assignee_id")

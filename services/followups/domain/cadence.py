@@ -156,17 +156,32 @@ def next_cadence_due(policy: CadencePolicy, tier: str, lifecycle: str, last_touc
     return None if days is None else last_touch_at + timedelta(days=days)
 
 
+def cadence_purpose(policy: CadencePolicy, tier: str, lifecycle: str, kind: str) -> str:
+    """The task's text names the class and interval it follows, so a class change must retitle it."""
+    days = policy.interval_for(tier, lifecycle)
+    return f"{kind.replace('_', ' ')}: touch every {days} days (tier {tier}, {lifecycle})"
+
+
+def touch_completes_cadence_task(task: Task, occurred_at: datetime) -> bool:
+    """The newest touch completes the open cadence task, unless it happened before the task was scheduled
+    (a backdated touch from then only moves it)."""
+    require_aware(occurred_at, "occurred_at")
+    return task.is_open and (task.created_at is None or occurred_at >= task.created_at)
+
+
 @dataclass(frozen=True)
 class CadenceDecision:
     """What to do with a customer's single open cadence task.
 
-    action: "schedule" (none open, one is needed), "reschedule" (move/re-kind the open one),
+    action: "schedule" (none open, one is needed), "reschedule" (move, re-kind or retitle the open one),
     "keep", "cancel" (skip the open one with ``reason``) or "none" (nothing open, nothing needed).
+    ``purpose`` is the text the task must carry for the customer's class.
     """
     action: str
     due_at: datetime | None = None
     kind: str | None = None
     reason: str = ""
+    purpose: str = ""
 
 
 def reconcile_cadence(policy: CadencePolicy, open_task: Task | None, tier: str, lifecycle: str,
@@ -176,7 +191,8 @@ def reconcile_cadence(policy: CadencePolicy, open_task: Task | None, tier: str, 
     Call it when the tier or lifecycle changes (and when scheduling the first cadence task).
     The new interval counts from the last touch and the result is never before ``now``; an
     open task that is already due stays put rather than being moved to "now", which would
-    only hide that it is late.
+    only hide that it is late. A task whose due time and kind stay but whose text names
+    another class (or interval) is rescheduled in place, to carry the new text.
     """
     require_aware(now, "now")
     due_at = next_cadence_due(policy, tier, lifecycle, last_touch_at)
@@ -185,12 +201,13 @@ def reconcile_cadence(policy: CadencePolicy, open_task: Task | None, tier: str, 
             return CadenceDecision("none")
         return CadenceDecision("cancel", reason=f"no cadence for tier {tier} {lifecycle} customers")
     kind = cadence_task_kind(lifecycle)
+    purpose = cadence_purpose(policy, tier, lifecycle, kind)
     if open_task is None:
-        return CadenceDecision("schedule", max(due_at, now), kind, "cadence")
+        return CadenceDecision("schedule", max(due_at, now), kind, "cadence", purpose)
     if due_at <= now and open_task.due_at <= now:
         due_at = open_task.due_at  # already due under both classes: leave its lateness visible
     else:
         due_at = max(due_at, now)
-    if due_at == open_task.due_at and kind == open_task.kind:
-        return CadenceDecision("keep", due_at, kind)
-    return CadenceDecision("reschedule", due_at, kind, "class_change")
+    if due_at == open_task.due_at and kind == open_task.kind and purpose == open_task.purpose:
+        return CadenceDecision("keep", due_at, kind, purpose=purpose)
+    return CadenceDecision("reschedule", due_at, kind, "class_change", purpose)

@@ -55,3 +55,25 @@ def validate_interaction(*, kind: str, outcome: str, occurred_at: datetime, now:
 def is_productive(outcome: str) -> bool:
     """True when the touch reached the customer (reached / positive)."""
     return outcome in PRODUCTIVE_OUTCOMES
+
+
+def phase_at(occurred_at: datetime, explicit_phase: str | None = None, *, first_purchase_at: datetime | None = None,
+             won_at: datetime | None = None, lifecycle: str | None = None, pipeline_stage: str | None = None,
+             has_purchased: bool = False) -> str:
+    """The phase as the customer stood when the touch happened: bought or won by then is post-sale.
+
+    Without a dated purchase or win to go by, the customer's current class decides (derive_phase).
+    """
+    require_aware(occurred_at, "occurred_at")
+    if explicit_phase is not None:
+        return derive_phase(explicit_phase)
+    if first_purchase_at is not None or won_at is not None:
+        return derive_phase(None, has_purchased=first_purchase_at is not None and first_purchase_at <= occurred_at,
+                            pipeline_stage="won" if won_at is not None and won_at <= occurred_at else None)
+    return derive_phase(None, lifecycle=lifecycle, pipeline_stage=pipeline_stage, has_purchased=has_purchased)
+
+
+def is_newer_touch(last_touch_at: datetime | None, occurred_at: datetime) -> bool:
+    """Only a touch newer than the last one counts for recency (and so moves the cadence); an older,
+    backdated one is history."""
+    return last_touch_at is None or occurred_at > last_touch_at

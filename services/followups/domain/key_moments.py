@@ -70,3 +70,9 @@ def settles_key_moment_follow_up(task: Task, outcome: str, occurred_at: datetime
     return (task.is_open and task.reason == "key_moment" and task.kind == "follow_up"
             and outcome in PRODUCTIVE_OUTCOMES
             and (since is None or occurred_at >= since))
+
+
+def is_past_moment(changed_at: datetime, now: datetime, max_age: timedelta) -> bool:
+    """A stage change reaching us longer than max_age after it happened (an imported history)
+    schedules nothing: that moment has passed."""
+    return now - require_aware(changed_at, "changed_at") > max_age

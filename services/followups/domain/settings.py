@@ -15,6 +15,7 @@ from services.followups.domain.cadence import DEFAULT_CADENCE_POLICY, CadencePol
 from services.followups.domain.care import DEFAULT_CARE_DATE_KINDS, DEFAULT_CARE_DUE_TIME
 from services.followups.domain.interactions import DEFAULT_CLOCK_SKEW
 from services.followups.domain.key_moments import KeyMomentRules
+from services.followups.domain.responses import DEFAULT_COMPLAINT_DUE, DEFAULT_RECALL_DUE
 from services.followups.domain.tasks import DEFAULT_DUE_SOON_WINDOW, DEFAULT_GRACE_PERIOD
 
 PREFIX = "FOLLOWUPS_"
@@ -44,8 +45,8 @@ class FollowupsSettings:
     due_soon_window: timedelta = DEFAULT_DUE_SOON_WINDOW
     grace_period: timedelta = DEFAULT_GRACE_PERIOD
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW
-    recall_due: timedelta = timedelta(hours=24)  # alert.raised -> recall task due this long after the alert
-    complaint_due: timedelta = timedelta(hours=24)  # a logged complaint -> follow-up due this long after
+    recall_due: timedelta = DEFAULT_RECALL_DUE  # alert.raised -> recall task due this long after the alert
+    complaint_due: timedelta = DEFAULT_COMPLAINT_DUE  # a logged complaint -> follow-up due this long after
     care_lead_days: int = 3
     care_horizon_days: int = 30
     care_kinds: tuple[str, ...] = DEFAULT_CARE_DATE_KINDS

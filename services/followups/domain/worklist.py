@@ -44,6 +44,16 @@ def prioritize(tasks: Iterable[Task], now: datetime, tiers: Mapping[str, str]) -
     return sorted(tasks, key=priority)
 
 
+def may_view_worklist(actor_role: str, actor_id: str, actor_team: str | None, rep_id: str,
+                      rep_team: str | None, rep_known: bool = True) -> bool:
+    """Everyone sees their own work list; a manager those of the team's reps, an admin anyone's."""
+    if rep_id == actor_id:
+        return True
+    if actor_role == "rep" or not rep_known:
+        return False
+    return actor_role == "admin" or rep_team == actor_team
+
+
 @dataclass(frozen=True)
 class MissedFollowUps:
     missed: int

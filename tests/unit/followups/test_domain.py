@@ -11,7 +11,7 @@ import pytest
 from services.followups import domain
 from services.followups.domain import (
     DEFAULT_CADENCE_POLICY, CadencePolicy, DomainError, ImportantDate, KeyMomentRules, Task, TeamMember,
-    advance_reminders, cadence_task_kind, care_tasks_due, choose_assignee, complete, count_missed,
+    advance_reminders, cadence_purpose, cadence_task_kind, care_tasks_due, choose_assignee, complete, count_missed,
     derive_phase, end_of_day, key_moment_tasks, next_cadence_due, next_occurrence, prioritize, reassign,
     reconcile_cadence, record_reminder, reminder_transitions, reschedule, settles_key_moment_follow_up, skip,
     tasks_to_reassign, todays_tasks, validate_interaction, validate_occurred_at, validate_satisfaction,
@@ -483,6 +483,11 @@ class TestNextCadenceDue:
 class TestReconcileCadence:
     P = DEFAULT_CADENCE_POLICY
 
+    def cadence_task(self, tier, lifecycle, **fields):
+        """An open cadence task as the service schedules it for this class."""
+        kind = cadence_task_kind(lifecycle)
+        return make_task(kind=kind, reason="cadence", purpose=cadence_purpose(self.P, tier, lifecycle, kind), **fields)
+
     def test_schedules_the_first_cadence_task_from_the_last_touch(self):
         decision = reconcile_cadence(self.P, None, "B", "active", NOW - 10 * DAY, NOW)
         assert (decision.action, decision.due_at, decision.kind, decision.reason) == (
@@ -503,9 +508,15 @@ class TestReconcileCadence:
         assert (decision.action, decision.due_at) == ("reschedule", NOW)
 
     def test_a_task_already_due_is_not_moved_to_now(self):
-        task = make_task(kind="maintenance", due_at=NOW - DAY)
+        task = self.cadence_task("B", "at_risk", due_at=NOW - DAY)
         decision = reconcile_cadence(self.P, task, "B", "at_risk", NOW - 31 * DAY, NOW)
         assert (decision.action, decision.due_at) == ("keep", NOW - DAY)
+
+    def test_a_task_already_due_under_its_old_class_only_takes_the_new_text(self):
+        task = self.cadence_task("B", "active", due_at=NOW - DAY)
+        decision = reconcile_cadence(self.P, task, "B", "at_risk", NOW - 31 * DAY, NOW)
+        assert (decision.action, decision.due_at, decision.reason) == ("reschedule", NOW - DAY, "class_change")
+        assert decision.purpose == "maintenance: touch every 7 days (tier B, at_risk)"
 
     def test_a_longer_interval_moves_an_overdue_task_later(self):
         task = make_task(kind="maintenance", due_at=NOW - DAY)
@@ -513,8 +524,22 @@ class TestReconcileCadence:
         assert (decision.action, decision.due_at) == ("reschedule", NOW + 59 * DAY)
 
     def test_unchanged_cadence_keeps_the_task(self):
-        task = make_task(kind="maintenance", due_at=NOW + 20 * DAY)
+        task = self.cadence_task("C", "active", due_at=NOW + 20 * DAY)
         assert reconcile_cadence(self.P, task, "C", "active", NOW - 10 * DAY, NOW).action == "keep"
+
+    def test_a_class_change_with_the_same_interval_and_kind_retitles_the_task(self):
+        task = self.cadence_task("B", "active", due_at=NOW + 20 * DAY)  # B and C/active: both every 30 days
+        decision = reconcile_cadence(self.P, task, "C", "active", NOW - 10 * DAY, NOW)
+        assert (decision.action, decision.due_at, decision.kind) == ("reschedule", NOW + 20 * DAY, "maintenance")
+        assert decision.purpose == "maintenance: touch every 30 days (tier C, active)"
+
+    def test_every_decision_carries_the_text_of_the_class(self):
+        decision = reconcile_cadence(self.P, None, "A", "active", NOW - 10 * DAY, NOW)
+        assert decision.purpose == cadence_purpose(self.P, "A", "active", "maintenance") == (
+            "maintenance: touch every 14 days (tier A, active)")
+        moved = reconcile_cadence(self.P, self.cadence_task("B", "active", due_at=NOW + 20 * DAY), "A", "active",
+                                  NOW - 10 * DAY, NOW)
+        assert moved.purpose == decision.purpose
 
     def test_a_prospect_who_buys_gets_maintenance_instead_of_follow_up(self):
         task = make_task(kind="follow_up", due_at=NOW + 4 * DAY)
@@ -814,3 +839,97 @@ class TestCountMissed:
 
     def test_no_closed_tasks_has_no_rate(self):
         assert count_missed([make_task()], self.START, self.END).rate is None
+
+
+# --- rules moved out of the use cases -----------------------------------------------------------------------
+
+class Row:
+    """A read-model row as the service hands it to the rules: attributes, times aware."""
+
+    def __init__(self, **values):
+        for name in ("owner_as_of", "tier_as_of", "lifecycle_as_of", "stage_as_of", "snapshot_at", "won_at",
+                     "first_purchase_at", "last_purchase_at"):
+            setattr(self, name, None)
+        self.__dict__.update(values)
+
+
+class TestFacts:
+    def test_in_stream_order_the_latest_event_wins_whatever_its_date(self):
+        assert domain.supersedes(NOW, NOW - DAY, in_stream_order=True)
+        assert not domain.supersedes(NOW, NOW - DAY)
+        assert domain.supersedes(NOW, NOW) and domain.supersedes(None, NOW - DAY)
+
+    def test_a_class_change_only_when_it_supersedes(self):
+        row = Row(tier="B", tier_as_of=NOW)
+        assert domain.class_change(row, "tier", "A", NOW - DAY) == {}
+        assert domain.class_change(row, "tier", "A", NOW - DAY, in_stream_order=True) == {
+            "tier": "A", "tier_as_of": NOW - DAY}
+
+    def test_a_snapshot_takes_company_and_dates_always_and_the_rest_when_newer(self):
+        row = Row(tier_as_of=NOW, lifecycle_as_of=NOW - 5 * DAY, snapshot_at=NOW)
+        snapshot = {"company": "Acme", "important_dates": [], "owner_id": "r1", "team": "t", "tier": "C",
+                    "lifecycle": "active", "pipeline_stage": "won"}
+        values = domain.snapshot_changes(row, snapshot, NOW - DAY)
+        assert values["company"] == "Acme" and values["snapshot_at"] == NOW  # never moves back
+        assert "tier" not in values and values["lifecycle"] == "active" and values["owner_id"] == "r1"
+        assert values["won_at"] == NOW - DAY
+        assert domain.snapshot_changes(row, snapshot, NOW - DAY, in_stream_order=True)["tier"] == "C"
+
+    def test_won_at_is_the_first_move_to_won(self):
+        row = Row(stage_as_of=NOW, won_at=NOW - DAY)
+        assert domain.stage_change(row, "won", NOW - 2 * DAY) == {"won_at": NOW - 2 * DAY}
+        assert domain.stage_change(row, "lost", NOW + HOUR) == {"pipeline_stage": "lost", "stage_as_of": NOW + HOUR}
+
+    def test_a_backdated_purchase_widens_the_span(self):
+        row = Row(first_purchase_at=NOW - DAY, last_purchase_at=NOW - DAY)
+        assert domain.purchase_change(row, NOW - 3 * DAY) == {"has_purchased": True, "first_purchase_at": NOW - 3 * DAY}
+        assert domain.purchase_change(row, NOW) == {"has_purchased": True, "last_purchase_at": NOW}
+
+
+class TestRulesOfTheUseCases:
+    def test_phase_as_the_customer_stood_when_the_touch_happened(self):
+        bought = {"first_purchase_at": NOW - 10 * DAY, "lifecycle": "active"}
+        assert domain.phase_at(NOW - 20 * DAY, **bought) == "pre_sale"
+        assert domain.phase_at(NOW, **bought) == "post_sale"
+        assert domain.phase_at(NOW - 20 * DAY, "post_sale", **bought) == "post_sale"
+        assert domain.phase_at(NOW, lifecycle="new") == "post_sale"  # no dated purchase: the class decides
+
+    def test_only_a_newer_touch_counts_and_completes_a_cadence_task_scheduled_before_it(self):
+        assert domain.is_newer_touch(None, NOW) and not domain.is_newer_touch(NOW, NOW)
+        task = make_task(created_at=NOW - DAY)
+        assert domain.touch_completes_cadence_task(task, NOW - DAY)
+        assert not domain.touch_completes_cadence_task(task, NOW - 2 * DAY)
+
+    def test_key_moments_long_past_schedule_nothing(self):
+        assert domain.is_past_moment(NOW - 61 * DAY, NOW, 60 * DAY)
+        assert not domain.is_past_moment(NOW - 60 * DAY, NOW, 60 * DAY)
+
+    def test_recall_and_complaint_tasks_are_never_due_in_the_past(self):
+        recall = domain.recall_task("c1", "a1", "quiet", NOW - 2 * DAY, NOW)
+        assert (recall.kind, recall.due_at, recall.dedupe_key, recall.purpose) == (
+            "recall", NOW, "recall:a1", "recall: churn alert quiet")
+        assert domain.recall_task("c1", "a1", "quiet", NOW, NOW, recall_due_at=NOW + 3 * HOUR).due_at == NOW + 3 * HOUR
+        complaint = domain.complaint_task("c1", "i1", "late delivery", NOW - HOUR, NOW)
+        assert (complaint.due_at, complaint.purpose, complaint.dedupe_key) == (
+            NOW + 23 * HOUR, "resolve complaint: late delivery", "complaint:i1")
+        assert domain.complaint_task("c1", "i1", "", NOW, NOW).purpose == "resolve complaint"
+
+    def test_who_may_assign_to_whom(self):
+        from crm_common.errors import CrmError, Forbidden
+        domain.check_assignee("admin", "adm", None, "r1", "south", True)
+        domain.check_assignee("rep", "r1", "north", "r1", "north", True)
+        with pytest.raises(Forbidden):
+            domain.check_assignee("rep", "r1", "north", "r2", "north", True)
+        with pytest.raises(Forbidden):
+            domain.check_assignee("manager", "m", "north", "r2", "south", True)
+        with pytest.raises(CrmError) as err:
+            domain.check_assignee("admin", "adm", None, "r1", "north", False)
+        assert err.value.field == "assignee_id"
+
+    def test_who_may_see_whose_work_list(self):
+        assert domain.may_view_worklist("rep", "r1", "north", "r1", None, rep_known=False)
+        assert not domain.may_view_worklist("rep", "r1", "north", "r2", "north")
+        assert domain.may_view_worklist("manager", "m", "north", "r2", "north")
+        assert not domain.may_view_worklist("manager", "m", "north", "r3", "south")
+        assert domain.may_view_worklist("admin", "a", None, "r3", "south")
+        assert not domain.may_view_worklist("admin", "a", None, "ghost", None, rep_known=False)

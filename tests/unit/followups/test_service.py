@@ -1,6 +1,7 @@
 """Followups use cases through the service's entrypoints (nameko worker_factory, real SQLite, fixed clock)."""
 import os
 from collections import Counter
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import eventlet
@@ -14,13 +15,12 @@ from sqlalchemy.orm import sessionmaker
 from crm_common import memory_transport
 from crm_common.auth import Principal
 from crm_common.clock import FixedClock
-from crm_common.db import make_engine
-from crm_common.errors import Conflict, CrmError, DomainError, Forbidden, NotFound
+from crm_common.db import EventFailed, make_engine
+from crm_common.errors import Conflict, CrmError, DomainError, EventRejected, Forbidden, NotFound
 from crm_common.events import from_envelope, make_event, to_envelope
 from crm_common.migrations import upgrade
-from crm_common.subscriber import EventRejected
 from crm_common.testing import InMemoryStore, api_request as request
-from services.followups import handlers, models
+from services.followups import jobs, models, projections
 from services.followups.domain.settings import FollowupsSettings
 from services.followups.service import FollowupsService
 
@@ -33,10 +33,17 @@ REP_N1 = Principal("rep-n1", "rep", "north")
 REP_N2 = Principal("rep-n2", "rep", "north")
 
 
-def event(name, data, time=None, source="crm/customers"):
-    """As a consumer receives it: through the envelope and its contract."""
+def event(name, data, time=None, source="crm/customers", sequence=None):
+    """As a consumer receives it: through the envelope and its contract (numbered in its stream when
+    ``sequence`` is given, as every event from an outbox is)."""
     subject = data.get("customer_id") or data.get("rep_id")
-    return from_envelope(to_envelope(make_event(name, subject, data, source=source, time=time)))
+    made = make_event(name, subject, data, source=source, time=time)
+    return from_envelope(to_envelope(replace(made, sequence=sequence)))
+
+
+def deliver(service, *events):
+    """Through the one consuming entrypoint; returns the events that were new."""
+    return service.apply_events(list(events))
 
 
 class PostgresStore(InMemoryStore):
@@ -74,15 +81,15 @@ def service(store, clock):
     svc.customers_rpc.get_customer_brief.return_value = None
     for rep_id, team, role in (("mgr-north", "north", "manager"), ("rep-n1", "north", "rep"),
                                ("rep-n2", "north", "rep"), ("rep-n3", "north", "rep"), ("rep-s1", "south", "rep")):
-        svc.on_rep_registered(event("rep.registered", {"rep_id": rep_id, "name": rep_id, "team": team, "role": role,
-                                                       "active": True}))
+        deliver(svc, event("rep.registered", {"rep_id": rep_id, "name": rep_id, "team": team, "role": role,
+                                              "active": True}))
     return svc
 
 
 def customer(service, customer_id="c1", owner="rep-n1", team="north", tier="B", lifecycle="active",
              created_days_ago=100, **extra):
     created_at = NOW - timedelta(days=created_days_ago)
-    service.on_customer_created(event("customer.created", {
+    deliver(service, event("customer.created", {
         "customer_id": customer_id, "company": f"{customer_id} Ltd", "owner_id": owner, "team": team, "tier": tier,
         "lifecycle": lifecycle, "created_at": created_at, **extra}, time=created_at))
     return customer_id
@@ -111,8 +118,8 @@ def names(store, prefix="task."):
 def test_a_new_customer_gets_one_cadence_task_for_its_owner_and_redelivery_changes_nothing(service, store):
     created = event("customer.created", {"customer_id": "c1", "company": "Acme", "owner_id": "rep-n1", "team": "north",
                                          "tier": "B", "lifecycle": "potential", "created_at": NOW - 2 * DAY})
-    assert service.on_customer_created(created) is True
-    assert service.on_customer_created(created) is False  # claimed: a duplicate delivery is skipped
+    assert service.apply_events([created]) == [created]
+    assert service.apply_events([created]) == []  # claimed: a duplicate delivery is skipped
     [task] = open_tasks(service)
     assert (task["assignee_id"], task["kind"], task["reason"], task["due_at"]) == (
         "rep-n1", "follow_up", "cadence", NOW + 5 * DAY)
@@ -198,7 +205,7 @@ def test_scope_rep_own_manager_team_admin_all(service):
 
 def test_phase_follows_the_customer_when_the_touch_happened(service):
     customer(service, lifecycle="potential", created_days_ago=300)
-    service.on_purchase_recorded(event("purchase.recorded", {
+    deliver(service, event("purchase.recorded", {
         "customer_id": "c1", "purchase_id": "p1", "amount": "100.00", "currency": "USD", "amount_base": "100.00",
         "base_currency": "USD", "purchased_at": NOW - 50 * DAY, "owner_id": "rep-n1", "team": "north"}))
     assert log(service, occurred_at=NOW - 60 * DAY)["phase"] == "pre_sale"
@@ -242,13 +249,13 @@ def test_class_changes_reschedule_and_old_facts_do_not_overwrite_new_ones(servic
     log(service, occurred_at=NOW - 10 * DAY)
     [task] = open_tasks(service)
     assert task["due_at"] == NOW + 20 * DAY
-    service.on_tier_changed(event("customer.tier_changed", {
+    deliver(service, event("customer.tier_changed", {
         "customer_id": "c1", "old_tier": "B", "new_tier": "A", "rolling_12m_total": "150000.00", "as_of": NOW}))
     [moved] = open_tasks(service)
     assert (moved["id"], moved["due_at"]) == (task["id"], NOW + 4 * DAY)  # 14 days from the last touch
     rescheduled = store.events("task.rescheduled")[-1]
     assert (rescheduled.data["old_due_at"], rescheduled.data["reason"]) == (NOW + 20 * DAY, "class_change")
-    service.on_tier_changed(event("customer.tier_changed", {  # an older fact arriving late
+    deliver(service, event("customer.tier_changed", {  # an older fact arriving late
         "customer_id": "c1", "old_tier": "C", "new_tier": "B", "rolling_12m_total": "30000.00",
         "as_of": NOW - 5 * DAY}))
     assert open_tasks(service)[0]["due_at"] == NOW + 4 * DAY
@@ -256,7 +263,7 @@ def test_class_changes_reschedule_and_old_facts_do_not_overwrite_new_ones(servic
 
 def test_churning_skips_the_cadence_task(service, store):
     customer(service)
-    service.on_lifecycle_changed(event("customer.lifecycle_changed", {
+    deliver(service, event("customer.lifecycle_changed", {
         "customer_id": "c1", "old_lifecycle": "active", "new_lifecycle": "churned", "reason": "recency", "as_of": NOW}))
     assert open_tasks(service) == []
     [skipped] = store.events("task.skipped")
@@ -264,7 +271,7 @@ def test_churning_skips_the_cadence_task(service, store):
 
 
 def test_events_before_customer_created_build_a_stub_completed_later(service):
-    service.on_lifecycle_changed(event("customer.lifecycle_changed", {
+    deliver(service, event("customer.lifecycle_changed", {
         "customer_id": "c9", "old_lifecycle": "potential", "new_lifecycle": "active", "reason": "imported",
         "owner_id": "rep-n1", "team": "north", "as_of": NOW}))
     assert open_tasks(service) == []  # the tier is not known yet
@@ -279,7 +286,7 @@ def test_key_moments(service, store):
     def stage(old, new, at, event_id=None):
         evt = event("customer.stage_changed", {"customer_id": "c1", "old_stage": old, "new_stage": new,
                                                "changed_at": at, "owner_id": "rep-n1", "team": "north"})
-        service.on_stage_changed(evt)
+        deliver(service, evt)
 
     stage("first_contact", "needs_analysis", NOW - DAY)
     stage("first_contact", "needs_analysis", NOW - DAY)  # same change published twice: one task
@@ -300,7 +307,7 @@ def test_ownership_change_moves_the_old_owners_open_tasks(service, store):
     customer(service)
     service.create_task(request(MGR_NORTH, "POST", {"customer_id": "c1", "purpose": "help out", "assignee_id": "rep-n3",
                                                     "due_at": (NOW + DAY).isoformat()}))
-    service.on_owner_changed(event("customer.owner_changed", {
+    deliver(service, event("customer.owner_changed", {
         "customer_id": "c1", "old_owner_id": "rep-n1", "old_team": "north", "new_owner_id": "rep-n2",
         "new_team": "north", "transfer_id": "trf1", "changed_by": "mgr-north"}, time=NOW))
     assert sorted(t["assignee_id"] for t in open_tasks(service)) == ["rep-n2", "rep-n3"]
@@ -314,8 +321,8 @@ def test_unowned_customers_go_round_robin_and_a_departing_rep_hands_over(service
         customer(service, cid, owner=None)
     assert {t["customer_id"]: t["assignee_id"] for t in open_tasks(service)} == {
         "c1": "rep-n1", "c2": "rep-n2", "c3": "rep-n3", "c4": "rep-n1"}
-    service.on_rep_updated(event("rep.updated", {"rep_id": "rep-n1", "name": "N1", "team": "north", "role": "rep",
-                                                 "active": False}))
+    deliver(service, event("rep.updated", {"rep_id": "rep-n1", "name": "N1", "team": "north", "role": "rep",
+                                           "active": False}))
     assert "rep-n1" not in [t["assignee_id"] for t in open_tasks(service)]
 
 
@@ -323,22 +330,30 @@ def test_alert_raised_schedules_one_recall_task(service, store):
     customer(service)
     data = {"alert_id": "a1", "customer_id": "c1", "rule": "quiet", "owner_id": "rep-n1", "team": "north",
             "signals": [{"name": "days_since_purchase", "value": 200}], "raised_at": NOW}
-    service.on_alert_raised(event("alert.raised", data, source="crm/alerts"))
-    service.on_alert_raised(event("alert.raised", data, source="crm/alerts"))  # another delivery, new event id
+    deliver(service, event("alert.raised", data, source="crm/alerts"))
+    deliver(service, event("alert.raised", data, source="crm/alerts"))  # another delivery, new event id
     [recall] = [t for t in open_tasks(service) if t["reason"] == "recall"]
     assert (recall["kind"], recall["assignee_id"], recall["due_at"]) == ("recall", "rep-n1", NOW + DAY)
 
 
-def test_a_rule_refusing_an_event_dead_letters_it(service, store):
+def test_a_rule_refusing_an_event_dead_letters_it_and_rolls_back_its_batch(service, store, monkeypatch):
+    customer(service, "c0")
+    before = len(store.events())
     evt = event("customer.tier_changed", {"customer_id": "c1", "new_tier": "A", "rolling_12m_total": "1.00",
                                           "as_of": NOW})
+    fine = event("customer.created", {"customer_id": "c2", "company": "C2", "owner_id": "rep-n1", "team": "north",
+                                      "tier": "B", "lifecycle": "active", "created_at": NOW - DAY})
 
-    def refuse(uow):
+    def refuse(uow, event, ctx):
         raise DomainError("cannot apply", field="new_tier")
 
-    with pytest.raises(EventRejected):
-        service.store.apply_once(evt, refuse)
-    assert service.on_tier_changed(evt) is True  # nothing was claimed: it can still be applied
+    monkeypatch.setitem(projections.CONSUMES.handlers, "customer.tier_changed", refuse)
+    with pytest.raises(EventFailed) as failed:
+        deliver(service, fine, evt)
+    assert failed.value.event == evt and isinstance(failed.value.error, EventRejected)
+    assert len(store.events()) == before and open_tasks(service, customer_id="c2") == []  # nothing half-applied
+    monkeypatch.undo()
+    assert deliver(service, fine, evt) == [fine, evt]  # nothing was claimed: both can still be applied
 
 
 # --- reminders --------------------------------------------------------------------------------------------
@@ -393,7 +408,7 @@ def test_replicas_sweeping_at_once_never_send_a_reminder_twice(service, store):
                     return evt
 
                 uow.emit = emit_then_yield
-                batch = handlers.reminder_batch(uow, NOW + 10 * DAY, settings)
+                batch = jobs.reminder_batch(uow, NOW + 10 * DAY, settings)
                 uow.commit()
             if not batch:
                 return done
@@ -412,7 +427,7 @@ def test_a_rescheduled_task_gets_its_reminders_again(service, store):
     customer(service, created_days_ago=20)  # B/active: due in 10 days
     service.run_reminders(NOW + 10 * DAY + 2 * HOUR)  # due + overdue
     assert open_tasks(service)[0]["reminder_state"] == "overdue_notified"
-    service.on_tier_changed(event("customer.tier_changed", {  # A/active: 14 days from creation, i.e. now
+    deliver(service, event("customer.tier_changed", {  # A/active: 14 days from creation, i.e. now
         "customer_id": "c1", "old_tier": "B", "new_tier": "A", "rolling_12m_total": "1.00", "as_of": NOW}))
     [task] = open_tasks(service)
     assert (task["reminder_state"], task["due_at"]) == ("none", NOW)
@@ -563,7 +578,7 @@ def test_care_tasks_from_important_dates_once_per_occurrence(service, store):
 
 def test_archiving_skips_every_open_task(service, store):
     customer(service)
-    service.on_customer_archived(event("customer.archived", {"customer_id": "c1", "archived_at": NOW}))
+    deliver(service, event("customer.archived", {"customer_id": "c1", "archived_at": NOW}))
     assert open_tasks(service) == []
     with pytest.raises(DomainError):
         service.create_task(request(REP_N1, "POST", {"customer_id": "c1", "purpose": "x", "due_at": NOW.isoformat()}))
@@ -597,10 +612,10 @@ def test_the_running_container_takes_its_timer_interval_from_settings(tmp_path):
     try:
         timers = {e.method_name: e.interval for e in container.entrypoints if hasattr(e, "interval")}
         assert timers == {"reminder_tick": 7, "care_tick": 3600.0}
-        with entrypoint_hook(container, "on_customer_created") as handle:
-            handle(event("customer.created", {"customer_id": "c1", "company": "Acme", "owner_id": "rep-n1",
-                                              "team": "north", "tier": "B", "lifecycle": "active",
-                                              "created_at": NOW - 100 * DAY}))
+        with entrypoint_hook(container, "apply_events") as handle:
+            handle([event("customer.created", {"customer_id": "c1", "company": "Acme", "owner_id": "rep-n1",
+                                               "team": "north", "tier": "B", "lifecycle": "active",
+                                               "created_at": NOW - 100 * DAY})])
         with entrypoint_hook(container, "reminder_tick") as tick:
             tick()
         with entrypoint_hook(container, "list_tasks") as list_tasks:
