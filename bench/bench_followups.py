@@ -6,7 +6,7 @@
 
 Part 1 bulk-loads open tasks straight into the followups schema (a SQLite file, or PostgreSQL when
 FOLLOWUPS_DATABASE_URL is set), with due times spread over the past weeks and the next months,
-then times the sweep code the service's timer runs (``handlers.reminder_batch`` in batches until
+then times the sweep code the service's timer runs (``jobs.reminder_batch`` in batches until
 nothing is left): a first sweep that has reminders to emit, then a steady-state sweep that has
 none. Part 2 starts the embedded system (four services, memory bus, SQLite) and logs backdated
 interactions through ``POST /v1/interactions`` with a few clients in parallel.
@@ -38,7 +38,7 @@ from sqlalchemy.orm import sessionmaker  # noqa: E402
 import crm_common.contracts  # noqa: E402,F401
 from crm_common.db import UnitOfWork, make_engine  # noqa: E402
 from crm_common.migrations import upgrade  # noqa: E402
-from services.followups import handlers, models  # noqa: E402
+from services.followups import jobs, models  # noqa: E402
 from services.followups.domain.settings import FollowupsSettings  # noqa: E402
 
 TEAMS = [f"team{t}" for t in range(40)]
@@ -74,7 +74,7 @@ def sweep(session_factory, now: datetime, settings: FollowupsSettings) -> tuple[
     emitted, batches = Counter(), 0
     while True:
         with UnitOfWork(session_factory, models.infrastructure, "followups") as uow:
-            batch = handlers.reminder_batch(uow, now, settings)
+            batch = jobs.reminder_batch(uow, now, settings)
             uow.commit()
         if not batch:
             break

@@ -47,7 +47,7 @@ class TaskScheduled(TaskFields):
     reason = fields.String(required=True)
 
 
-@define("task.rescheduled", 1, PRODUCER, "An open task's due time moved (class change or manual).")
+@define("task.rescheduled", 1, PRODUCER, "An open task's due time, kind or purpose changed (class change or manual).")
 class TaskRescheduled(TaskFields):
     old_due_at = Timestamp(required=True)
     reason = fields.String(required=True)
