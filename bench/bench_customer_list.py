@@ -24,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from crm import runner
 from crm_common.auth import Principal
 from crm_common.db import UnitOfWork, make_engine
-from services.customers import handlers, models
+from services.customers import models, queries
 
 TEAMS = [f"team{t}" for t in range(40)]
 REPS = [f"rep{r}" for r in range(2000)]  # thousands of reps, 50 per team
@@ -66,7 +66,7 @@ def timed(session_factory, principal, params, repeat=5):
         uow = UnitOfWork(session_factory, models.infrastructure, "customers")
         with uow:
             started = time.perf_counter()
-            result = handlers.list_customers(uow, principal, params)
+            result = queries.list_customers(uow, principal, params)
             samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples), result
 

@@ -1,35 +1,93 @@
-"""Facts from other services that the customers service applies: its one table of consumed events."""
+"""Facts from other services that the customers service applies: its one table of consumed events.
+
+The handlers only note what each event changes; ``apply_changes`` (the batch's flush) then loads
+every customer the batch touches at once, replays its changes in order and writes each row once.
+Replaying in order, one classification per change, keeps what a batch emits (lifecycle moves and
+their history) the same as one event at a time would, with a few queries per batch instead of
+several per event.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select, update
+
 from crm_common.consumer import Consumes
-from services.customers import handlers
-from services.customers.domain import ClassificationPolicy
+from crm_common.db import utc
+from services.customers import classifier, domain
+from services.customers.models import customers
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event's effect on a customer: a later interaction, or the at-risk flag set or cleared."""
+    reason: str
+    interaction_at: datetime | None = None
+    flagged_at_risk: bool | None = None
+
+    def values(self, customer: dict) -> dict:
+        """The columns it changes on the customer as it stands now (nothing if already so)."""
+        if self.interaction_at is not None:
+            if domain.refreshes_recency(utc(customer["last_interaction_at"]), self.interaction_at):
+                return {"last_interaction_at": self.interaction_at}
+            return {}
+        if self.flagged_at_risk is not None and customer["flagged_at_risk"] != self.flagged_at_risk:
+            return {"flagged_at_risk": self.flagged_at_risk}
+        return {}
 
 
 @dataclass(frozen=True)
 class Context:
     now: datetime
-    policy: ClassificationPolicy
+    policy: domain.ClassificationPolicy
+    # customer id -> changes in the order the batch brought them
+    changes: dict[str, list[Change]] = field(default_factory=dict)
+
+    def note(self, customer_id: str, change: Change) -> None:
+        self.changes.setdefault(customer_id, []).append(change)
 
 
 def on_interaction_logged(uow, event, ctx: Context) -> None:
-    handlers.note_interaction(uow, event.data["customer_id"], event.data["occurred_at"], ctx.now, ctx.policy)
+    ctx.note(event.data["customer_id"], Change("interaction logged", interaction_at=event.data["occurred_at"]))
 
 
 def on_alert_raised(uow, event, ctx: Context) -> None:
-    handlers.set_risk_flag(uow, event.data["customer_id"], True, ctx.now, ctx.policy,
-                           reason=f"alert {event.data['rule']} raised")
+    ctx.note(event.data["customer_id"], Change(f"alert {event.data['rule']} raised", flagged_at_risk=True))
 
 
 def on_alert_resolved(uow, event, ctx: Context) -> None:
-    handlers.note_alert_resolved(uow, event.data, ctx.now, ctx.policy)
+    data = event.data
+    if domain.resolution_clears_flag(data.get("clears_at_risk"), data["outcome"]):
+        ctx.note(data["customer_id"], Change(f"alert resolved as {data['outcome']}", flagged_at_risk=False))
+
+
+def apply_changes(uow, ctx: Context) -> None:
+    """Each touched customer locked and read once (in id order), its purchases summed once; unknown
+    customers are skipped. An archived customer keeps its facts up to date but is not reclassified."""
+    if not ctx.changes:
+        return
+    rows = uow.session.execute(select(customers).where(customers.c.id.in_(list(ctx.changes)))
+                               .order_by(customers.c.id).with_for_update()).all()
+    facts = classifier.purchase_facts(uow, [r.id for r in rows if r.archived_at is None], ctx.now)
+    for row in rows:
+        customer, written = dict(row._mapping), {}
+        for change in ctx.changes[row.id]:
+            values = change.values(customer)
+            if not values:
+                continue
+            customer.update(values)
+            if customer["archived_at"] is None:
+                values |= classifier.record_classification(uow, customer, facts.get(row.id), ctx.now, ctx.policy,
+                                                           change.reason)
+                customer.update(values)
+            written.update(values)
+        if written:
+            uow.session.execute(update(customers).where(customers.c.id == row.id).values(**written))
 
 
 CONSUMES = Consumes({
     "interaction.logged": on_interaction_logged,
     "alert.raised": on_alert_raised,
     "alert.resolved": on_alert_resolved,
-})
+}, flush=apply_changes)

@@ -1,16 +1,12 @@
 """Customers service entrypoints: thin — parse, call a use case, answer."""
-from datetime import datetime
-
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from crm_common import metrics
-from crm_common.auth import SYSTEM
+from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.http import api, json_body
 from crm_common.ops import Operations
-from crm_common.consumer import consume
-from services.customers import handlers, models, projections, schemas
+from services.customers import commands, jobs, models, projections, queries, schemas
 from services.customers.domain import ClassificationPolicy
 
 
@@ -26,77 +22,77 @@ class CustomersService(Operations):
     @api("POST", "/v1/reps")
     def register_rep(self, request):
         data = schemas.RepSchema().load(json_body(request))
-        return 201, self.store.run(handlers.register_rep, request.principal, data, self.clock.now())
+        return 201, self.store.run(commands.register_rep, request.principal, data, self.clock.now())
 
     @api("GET", "/v1/reps")
     def list_reps(self, request):
-        return {"items": self.store.run(handlers.list_reps, request.principal, request.args.get("team"))}
+        return {"items": self.store.run(queries.list_reps, request.principal, request.args.get("team"))}
 
     @api("PATCH", "/v1/reps/<rep_id>")
     def update_rep(self, request, rep_id):
         data = schemas.RepUpdateSchema().load(json_body(request))
-        return self.store.run(handlers.update_rep, request.principal, rep_id, data, self.clock.now())
+        return self.store.run(commands.update_rep, request.principal, rep_id, data, self.clock.now())
 
     @api("POST", "/v1/reps/<rep_id>/handover")
     def handover(self, request, rep_id):
         data = schemas.HandoverSchema().load(json_body(request))
-        return self.store.run(handlers.handover, request.principal, rep_id, data, self.clock.now())
+        return self.store.run(commands.handover, request.principal, rep_id, data, self.clock.now())
 
     # ------------------------------------------------------------ customers
 
     @api("POST", "/v1/customers")
     def create_customer(self, request):
         data = schemas.CustomerCreateSchema().load(json_body(request))
-        return 201, self.store.run(handlers.create_customer, request.principal, data, self.clock.now(), self.policy)
+        return 201, self.store.run(commands.create_customer, request.principal, data, self.clock.now(), self.policy)
 
     @api("POST", "/v1/customers/import")
     def import_customer(self, request):
         data = schemas.ImportSchema().load(json_body(request))
-        return 201, self.store.run(handlers.import_customer, request.principal, data, self.clock.now(), self.policy)
+        return 201, self.store.run(commands.import_customer, request.principal, data, self.clock.now(), self.policy)
 
     @api("GET", "/v1/customers")
     def list_customers(self, request):
         params = schemas.ListQuerySchema().load(request.args.to_dict())
-        return self.store.run(handlers.list_customers, request.principal, params)
+        return self.store.run(queries.list_customers, request.principal, params)
 
     @api("GET", "/v1/customers/<customer_id>")
     def get_customer(self, request, customer_id):
-        return self.store.run(handlers.get_customer, request.principal, customer_id)
+        return self.store.run(queries.get_customer, request.principal, customer_id)
 
     @api("PATCH", "/v1/customers/<customer_id>")
     def update_customer(self, request, customer_id):
         data = schemas.CustomerUpdateSchema().load(json_body(request))
-        return self.store.run(handlers.update_customer, request.principal, customer_id, data, self.clock.now())
+        return self.store.run(commands.update_customer, request.principal, customer_id, data, self.clock.now())
 
     @api("POST", "/v1/customers/<customer_id>/archive")
     def archive_customer(self, request, customer_id):
-        return self.store.run(handlers.archive_customer, request.principal, customer_id, self.clock.now())
+        return self.store.run(commands.archive_customer, request.principal, customer_id, self.clock.now())
 
     @api("POST", "/v1/customers/<customer_id>/purchases")
     def record_purchase(self, request, customer_id):
         data = schemas.PurchaseSchema().load(json_body(request))
-        return 201, self.store.run(handlers.record_purchase, request.principal, customer_id, data, self.clock.now(),
-                              self.policy)
+        return 201, self.store.run(commands.record_purchase, request.principal, customer_id, data, self.clock.now(),
+                                   self.policy)
 
     @api("GET", "/v1/customers/<customer_id>/purchases")
     def list_purchases(self, request, customer_id):
-        return {"items": self.store.run(handlers.list_purchases, request.principal, customer_id)}
+        return {"items": self.store.run(queries.list_purchases, request.principal, customer_id)}
 
     @api("POST", "/v1/customers/<customer_id>/stage")
     def move_stage(self, request, customer_id):
         data = schemas.StageMoveSchema().load(json_body(request))
-        return self.store.run(handlers.move_stage, request.principal, customer_id, data["stage"],
-                         data.get("changed_at"), self.clock.now())
+        return self.store.run(commands.move_stage, request.principal, customer_id, data["stage"],
+                              data.get("changed_at"), self.clock.now())
 
     @api("POST", "/v1/customers/<customer_id>/transfer")
     def transfer_customer(self, request, customer_id):
         data = schemas.TransferSchema().load(json_body(request))
-        return self.store.run(handlers.transfer_customer, request.principal, customer_id, data["to_owner_id"],
-                         data["reason"], self.clock.now())
+        return self.store.run(commands.transfer_customer, request.principal, customer_id, data["to_owner_id"],
+                              data["reason"], self.clock.now())
 
     @api("GET", "/v1/customers/<customer_id>/history")
     def customer_history(self, request, customer_id):
-        return self.store.run(handlers.customer_history, request.principal, customer_id)
+        return self.store.run(queries.customer_history, request.principal, customer_id)
 
     # ------------------------------------------------------------ classification sweep
 
@@ -105,27 +101,13 @@ class CustomersService(Operations):
         request.principal.require("admin")
         raw = request.get_data(as_text=True).strip()
         data = schemas.SweepSchema().load(json_body(request)) if raw else {}
-        return self.sweep(data.get("as_of") or self.clock.now())
+        return jobs.sweep(self.store, data.get("as_of") or self.clock.now(), self.policy)
 
     @timer(interval=3600)
     def daily_sweep(self):
         """Hourly tick; the first replica to claim today's run does it, the others skip."""
         now = self.clock.now()
-        self.store.run_job("classification-sweep", now.date().isoformat(), lambda: self.sweep(now))
-
-    def sweep(self, as_of: datetime) -> dict:
-        started = datetime.now()
-        last_id, batches = None, 0
-        while True:
-            with self.store() as uow:
-                last_id = handlers.sweep_batch(uow, last_id, as_of, self.policy)
-                uow.commit()
-            if last_id is None:
-                break
-            batches += 1
-        seconds = (datetime.now() - started).total_seconds()
-        metrics.JOB_DURATION.labels(self.name, "classification-sweep").observe(seconds)
-        return {"as_of": as_of, "batches": batches, "seconds": round(seconds, 3)}
+        self.store.run_job(jobs.SWEEP_JOB, now.date().isoformat(), lambda: jobs.sweep(self.store, now, self.policy))
 
     # ------------------------------------------------------------ facts from other services
 
@@ -138,11 +120,4 @@ class CustomersService(Operations):
     @rpc
     def get_customer_brief(self, customer_id):
         """Owner, team and class of a customer, or None: for callers validating input synchronously."""
-        with self.store() as uow:
-            try:
-                view = handlers.get_customer(uow, SYSTEM, customer_id)
-            except handlers.NotFound:
-                return None
-        return {k: view[k] for k in ("id", "company", "owner_id", "team", "tier", "lifecycle", "pipeline_stage",
-                                     "important_dates", "archived_at")} | {"archived_at": str(view["archived_at"])
-                                                                           if view["archived_at"] else None}
+        return self.store.run(queries.customer_brief, customer_id)

@@ -1,12 +1,15 @@
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
-from crm_common.errors import DomainError
+from crm_common.auth import Principal
+from crm_common.errors import Conflict, CrmError, DomainError, Forbidden, NotFound
 from services.customers.domain import (
-    ClassificationPolicy, CustomerFacts, check_stage_move, classify, lifecycle_for, parse_amount, round_robin,
-    tier_for,
+    ClassificationPolicy, CustomerFacts, check_can_hand_over, check_can_own, check_stage_move, check_stage_time,
+    check_transfer, check_update, classify, facts_known_at, lifecycle_for, normalized_tags, parse_amount,
+    refreshes_recency, resolution_clears_flag, round_robin, takes_handover, tier_for,
 )
 
 NOW = datetime(2026, 6, 30, tzinfo=timezone.utc)
@@ -41,6 +44,7 @@ def test_tier_thresholds(total, tier):
     (700, 541, 180, False, "dormant"),      # still in touch: not churned
     (700, 541, 181, False, "churned"),
     (400, 30, None, True, "at_risk"),       # an open churn alert flags it
+    (30, 30, None, True, "at_risk"),        # ... even a new customer: the flag is checked before "new"
     (700, 600, None, True, "churned"),      # churned wins over the flag
 ])
 def test_lifecycle(first, last, touch, flagged, expected):
@@ -96,3 +100,75 @@ def test_round_robin_continues_and_wraps():
 def test_amount_must_be_positive_number(value):
     with pytest.raises(DomainError):
         parse_amount(value)
+
+
+def test_facts_forget_interactions_after_as_of():
+    """A sweep as of a past day sees the customer as it was: a later touch had not happened."""
+    before, after = days_ago(10), days_ago(1)
+    assert facts_known_at(days_ago(5), Decimal(0), None, None, after, False).last_interaction_at is None
+    assert facts_known_at(days_ago(5), Decimal(0), None, None, before, False).last_interaction_at == before
+
+
+def test_only_a_later_interaction_refreshes_recency():
+    assert refreshes_recency(None, days_ago(400))
+    assert refreshes_recency(days_ago(5), days_ago(1))
+    assert not refreshes_recency(days_ago(1), days_ago(5))
+    assert not refreshes_recency(days_ago(1), days_ago(1))
+
+
+@pytest.mark.parametrize("clears,outcome,expected", [
+    (None, "recovered", True), (None, "false_alarm", False), (None, "lost", False),  # older producers
+    (True, "false_alarm", True), (False, "recovered", False),                     # the alerts service decides
+])
+def test_resolution_clears_the_flag(clears, outcome, expected):
+    assert resolution_clears_flag(clears, outcome) is expected
+
+
+def test_stage_times_cannot_be_in_the_future_or_before_the_last_move():
+    check_stage_time(days_ago(3), days_ago(3), NOW)
+    for changed_at, previous in ((NOW + timedelta(seconds=1), None), (days_ago(4), days_ago(3))):
+        with pytest.raises(CrmError) as err:
+            check_stage_time(changed_at, previous, NOW)
+        assert err.value.field == "changed_at" and err.value.status == 400
+
+
+def test_owner_and_stage_change_through_their_own_use_cases():
+    check_update(None, "rep-1", "proposal", {"owner_id": "rep-1", "pipeline_stage": "proposal", "notes": "x"})
+    for change, field in (({"owner_id": "rep-2"}, "owner_id"), ({"pipeline_stage": "won"}, "pipeline_stage")):
+        with pytest.raises(CrmError) as err:
+            check_update(None, "rep-1", "proposal", change)
+        assert err.value.field == field
+    with pytest.raises(DomainError):
+        check_update(NOW, "rep-1", "proposal", {"notes": "x"})
+
+
+def rep(rep_id, team="north", role="rep", active=True):
+    return SimpleNamespace(id=rep_id, team=team, role=role, active=active)
+
+
+def test_who_may_own_and_take_customers():
+    manager, rep_1 = Principal("m", "manager", "north"), Principal("rep-1", "rep", "north")
+    check_can_own(rep_1, rep("rep-1"))
+    check_can_own(manager, rep("rep-2"))
+    with pytest.raises(Forbidden):
+        check_can_own(rep_1, rep("rep-2"))
+    with pytest.raises(Forbidden):
+        check_can_own(manager, rep("rep-s", team="south"))
+    with pytest.raises(CrmError) as err:
+        check_can_own(Principal("a", "admin"), rep("rep-2", active=False))
+    assert err.value.field == "owner_id" and err.value.status == 400
+    with pytest.raises(Conflict):
+        check_transfer(manager, "rep-2", rep("rep-2"))
+    with pytest.raises(NotFound):  # another team's rep is not even visible to a manager
+        check_can_hand_over(manager, rep("rep-s", team="south"))
+
+
+def test_who_shares_a_team_handover():
+    assert takes_handover(rep("rep-2"), "rep-1")
+    assert not takes_handover(rep("rep-1"), "rep-1")
+    assert not takes_handover(rep("rep-2", active=False), "rep-1")
+    assert not takes_handover(rep("m", role="manager"), "rep-1")
+
+
+def test_tags_are_case_insensitive_and_unique():
+    assert normalized_tags(["VIP", " vip ", "Export", "  "]) == ["export", "vip"]

@@ -1,34 +1,31 @@
-"""Customer rules with no framework in them: classification, pipeline, hand-over.
-
-Classification (see docs/customers.md for the defaults and how to set them):
+"""Value tier and lifecycle of a customer, from the facts known as of a moment.
 
 value tier
     rolling 12-month purchases in base currency (purchases dated in
     (as_of - 365 days, as_of]) against descending thresholds, e.g. A >= 100000,
     B >= 20000, C >= 0.
 
-lifecycle
+lifecycle, checked in this order
     potential  no purchase yet
-    new        first purchase within ``new_days``
-    active     last purchase within ``active_days``
-    at_risk    last purchase older than ``active_days`` but within ``at_risk_days``
-               (going quiet), or an open churn alert flags it
-    dormant    last purchase older than ``at_risk_days``
     churned    last purchase older than ``churned_days`` and no interaction
                within ``churn_contact_days`` (a customer still talking to us is dormant)
+    at_risk    an open churn alert flags it (even a new customer)
+    new        first purchase within ``new_days``
+    active     last purchase within ``active_days``
+    at_risk    last purchase older than ``active_days`` but within ``at_risk_days`` (going quiet)
+    dormant    otherwise
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from crm_common.errors import DomainError
 
 TIERS = ("A", "B", "C")
 LIFECYCLES = ("potential", "new", "active", "dormant", "at_risk", "churned")
-PIPELINE_STAGES = ("first_contact", "needs_analysis", "proposal", "won", "lost")
-OPEN_STAGES = ("first_contact", "needs_analysis", "proposal")
+FIRST_LIFECYCLE = "potential"
 
 
 @dataclass(frozen=True)
@@ -102,6 +99,17 @@ class CustomerFacts:
     flagged_at_risk: bool = False
 
 
+def facts_known_at(as_of: datetime, rolling_12m_total: Decimal, first_purchase_at: datetime | None,
+                   last_purchase_at: datetime | None, last_interaction_at: datetime | None,
+                   flagged_at_risk: bool) -> CustomerFacts:
+    """The facts as they stood at as_of: a later interaction had not happened yet, so a past
+    as_of replays history (demo, backfill). Purchases come already limited to as_of."""
+    if last_interaction_at is not None and last_interaction_at > as_of:
+        last_interaction_at = None
+    return CustomerFacts(rolling_12m_total, first_purchase_at, last_purchase_at, last_interaction_at,
+                         flagged_at_risk)
+
+
 def tier_for(total: Decimal, policy: ClassificationPolicy) -> str:
     for tier, minimum in policy.tier_thresholds:
         if total >= minimum:
@@ -145,42 +153,14 @@ def rolling_window_start(as_of: datetime) -> datetime:
     return as_of - timedelta(days=365)
 
 
-def parse_amount(value) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise DomainError("amount must be a number", field="amount") from None
-    if not amount.is_finite() or amount <= 0:
-        raise DomainError("amount must be positive", field="amount")
-    return amount.quantize(Decimal("0.01"))
+def refreshes_recency(last_interaction_at: datetime | None, occurred_at: datetime) -> bool:
+    """Only a later interaction moves recency: backdated history logged now changes nothing."""
+    return last_interaction_at is None or occurred_at > last_interaction_at
 
 
-def check_stage_move(current: str | None, target: str) -> None:
-    """Forward moves (skipping allowed), any open stage to lost, lost back to first contact."""
-    if target not in PIPELINE_STAGES:
-        raise DomainError(f"unknown stage {target}", field="stage")
-    if current == target:
-        raise DomainError(f"customer is already in stage {target}", field="stage")
-    if current is None:
-        return
-    if current == "won":
-        raise DomainError("a won customer leaves the pipeline; record purchases instead", field="stage")
-    if current == "lost":
-        if target != "first_contact":
-            raise DomainError("a lost prospect can only be reopened at first_contact", field="stage")
-        return
-    if target == "lost":
-        return
-    if PIPELINE_STAGES.index(target) < PIPELINE_STAGES.index(current):
-        raise DomainError(f"cannot move back from {current} to {target}", field="stage")
-
-
-def round_robin(rep_ids: list[str], last_assigned: str | None, count: int) -> list[str]:
-    """Next `count` assignees, in stable id order, continuing after `last_assigned`."""
-    if not rep_ids:
-        raise DomainError("the team has no active rep to take over", field="to_team")
-    ordered = sorted(rep_ids)
-    start = 0
-    if last_assigned is not None:
-        start = next((i for i, rep in enumerate(ordered) if rep > last_assigned), 0)
-    return [ordered[(start + i) % len(ordered)] for i in range(count)]
+def resolution_clears_flag(clears_at_risk: bool | None, outcome: str) -> bool:
+    """The alerts service says whether the at-risk flag goes (no other alert still open); producers
+    that predate that field mean: a recovered customer is no longer at risk."""
+    if clears_at_risk is None:
+        return outcome == "recovered"
+    return clears_at_risk

@@ -1,0 +1,137 @@
+"""Facts from other services applied in batches: one batch gives what one event at a time gives."""
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from crm_common.auth import Principal
+from crm_common.clock import FixedClock
+from crm_common.events import from_envelope, make_event, to_envelope
+from crm_common.testing import InMemoryStore, api_request as request
+from services.customers import models
+from services.customers.domain import ClassificationPolicy
+from services.customers.service import CustomersService
+
+NOW = datetime(2026, 6, 30, 12, tzinfo=timezone.utc)
+ADMIN = Principal("admin", "admin")
+# name -> days since the customer's one purchase (None: archived after buying 120 days ago)
+CUSTOMERS = {"churned": 600, "active": 120, "new": 10, "archived": None}
+
+
+def build(tmp_path, name):
+    """A customers service with the same customers as every other build (ids differ)."""
+    store = InMemoryStore(models.metadata, models.infrastructure, "customers", str(tmp_path / f"{name}.db"))
+    service = worker_factory(CustomersService, store=store, clock=FixedClock(NOW), policy=ClassificationPolicy())
+    service.register_rep(request(ADMIN, "POST", {"id": "rep-1", "name": "R1", "team": "north"}))
+    ids = {}
+    for key, days in CUSTOMERS.items():
+        _, body = service.create_customer(request(ADMIN, "POST", {"company": key, "owner_id": "rep-1"}))
+        service.record_purchase(request(ADMIN, "POST", {
+            "amount": "500", "currency": "USD", "purchased_at": (NOW - timedelta(days=days or 120)).isoformat()}),
+            body["id"])
+        if days is None:
+            service.archive_customer(request(ADMIN, "POST"), body["id"])
+        ids[key] = body["id"]
+    store.built = len(store.events())  # what the events applied later emit comes after these
+    return service, store, ids
+
+
+def scenario(ids):
+    """Interleaved events for several customers, several each, numbered per (producer, subject)."""
+    sequences = {}
+
+    def event(name, key, data):
+        source = "crm/followups" if name == "interaction.logged" else "crm/alerts"
+        subject = ids.get(key, key)
+        sequences[source, subject] = sequences.get((source, subject), 0) + 1
+        evt = make_event(name, subject, {"customer_id": subject, **data}, source=source, time=NOW)
+        return from_envelope(to_envelope(replace(evt, sequence=sequences[source, subject])))
+
+    def touch(key, days_ago, n):
+        return event("interaction.logged", key, {"interaction_id": f"i{n}", "rep_id": "rep-1", "kind": "call",
+                                                 "phase": "post_sale", "occurred_at": NOW - timedelta(days=days_ago),
+                                                 "outcome": "reached"})
+
+    def raised(key):
+        return event("alert.raised", key, {"alert_id": f"a-{key}", "rule": "silence", "raised_at": NOW,
+                                           "signals": [{"name": "days_without_contact", "value": 40, "threshold": 30}]})
+
+    def resolved(key, outcome, clears):
+        return event("alert.resolved", key, {"alert_id": f"a-{key}", "rule": "silence", "outcome": outcome,
+                                             "clears_at_risk": clears, "resolved_by": "rep-1", "resolved_at": NOW,
+                                             "raised_at": NOW})
+
+    return [
+        touch("churned", 1, 1), raised("active"), raised("churned"),
+        touch("churned", 5, 2),                        # older than the one before: changes nothing
+        raised("new"), resolved("active", "lost", False),  # another alert still holds it: stays flagged
+        resolved("churned", "recovered", None),        # a producer that predates clears_at_risk
+        resolved("new", "false_alarm", True), raised("archived"), touch("nobody", 1, 3),
+        touch("active", 2, 4), resolved("active", "recovered", True),
+    ]
+
+
+def outcome(service, store, ids):
+    """Everything the events changed, per customer, without the ids that differ between builds."""
+    result, emitted_by_events = {}, store.events()[store.built:]
+    assert all(e.name.startswith("customer.") for e in emitted_by_events)
+    for key, cid in ids.items():
+        view = service.get_customer(request(ADMIN), cid)
+        history = service.customer_history(request(ADMIN), cid)
+        emitted = [(e.name, {k: v for k, v in e.data.items() if k != "customer_id"}, e.sequence)
+                   for e in emitted_by_events if e.subject == cid]
+        result[key] = ({k: v for k, v in view.items() if k != "id"}, history["classification"], emitted)
+    return result
+
+
+@pytest.fixture
+def one_at_a_time(tmp_path):
+    service, store, ids = build(tmp_path, "single")
+    for event in scenario(ids):
+        service.apply_events([event])
+    return outcome(service, store, ids)
+
+
+def test_one_batch_gives_what_one_event_at_a_time_gives(tmp_path, one_at_a_time):
+    service, store, ids = build(tmp_path, "batch")
+    events = scenario(ids)
+    assert service.apply_events(events) == events
+    assert service.apply_events(events) == []  # redelivered: nothing applied twice
+    assert outcome(service, store, ids) == one_at_a_time
+
+
+def test_what_the_scenario_does(tmp_path):
+    """The expected effects, so the comparison above compares something."""
+    service, store, ids = build(tmp_path, "batch")
+    service.apply_events(scenario(ids))
+    changes = [e for e in store.events()[store.built:] if e.name == "customer.lifecycle_changed"]
+    moves = {key: [(e.data["old_lifecycle"], e.data["new_lifecycle"]) for e in changes if e.subject == cid]
+             for key, cid in ids.items()}
+    assert moves == {
+        "churned": [("churned", "dormant"), ("dormant", "at_risk"), ("at_risk", "dormant")],
+        "active": [("active", "at_risk"), ("at_risk", "active")],
+        "new": [("new", "at_risk"), ("at_risk", "new")],
+        "archived": [],
+    }
+    views = {key: service.get_customer(request(ADMIN), cid) for key, cid in ids.items()}
+    assert views["churned"]["last_interaction_at"] == NOW - timedelta(days=1)
+    assert views["active"]["last_interaction_at"] == NOW - timedelta(days=2)
+    assert (views["archived"]["flagged_at_risk"], views["archived"]["lifecycle"]) == (True, "active")
+    assert [v["flagged_at_risk"] for k, v in views.items() if k != "archived"] == [False, False, False]
+
+
+def test_a_stream_out_of_order_in_a_batch_is_applied_in_sequence(tmp_path, one_at_a_time):
+    """Each (producer, subject) stream's events reversed in the slots it had: the batch sorts them back."""
+    service, store, ids = build(tmp_path, "shuffled")
+    events = scenario(ids)
+    slots = {}
+    for index, event in enumerate(events):
+        slots.setdefault(event.stream, []).append(index)
+    shuffled = list(events)
+    for indexes in slots.values():
+        for index, original in zip(indexes, reversed(indexes)):
+            shuffled[index] = events[original]
+    assert shuffled != events
+    service.apply_events(shuffled)
+    assert outcome(service, store, ids) == one_at_a_time
