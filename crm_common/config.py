@@ -38,6 +38,7 @@ def nameko_config(service: str, overrides: dict | None = None) -> dict:
         "FROZEN_TIME": env("CRM_FROZEN_TIME"),
         "OUTBOX_POLL_SECONDS": float(env("CRM_OUTBOX_POLL_SECONDS", "1.0")),
         "EVENT_MAX_ATTEMPTS": int(env("CRM_EVENT_MAX_ATTEMPTS", "5")),
+        "MAX_BODY_BYTES": int(env("CRM_MAX_BODY_BYTES", str(1024 * 1024))),
         "EVENT_BATCH_SIZE": int(env("CRM_EVENT_BATCH_SIZE", "500")),
         "EVENT_BATCH_MS": int(env("CRM_EVENT_BATCH_MS", "20")),
         "EVENT_PARTITIONS": int(env("CRM_EVENT_PARTITIONS", "4")),

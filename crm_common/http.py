@@ -54,18 +54,45 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     return json_response(body, status)
 
 
+MAX_BODY_BYTES = 1024 * 1024     # CRM_MAX_BODY_BYTES overrides it; the import upload has its own
+MAX_DEPTH = 32
+MAX_STRING = 100_000
+MAX_ITEMS = 10_000
+
+
 def json_body(request) -> dict:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
-    raw = request.get_data(as_text=True)
+    raw = request.get_data(as_text=True)  # bounded: a body over the limit is refused (413) before it is read
     if not raw.strip():
         raise CrmError("request body is empty; expected a JSON object", field="body")
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise CrmError(f"request body is nested more than {MAX_DEPTH} levels deep", field="body") from None
     except ValueError as exc:
         raise CrmError(f"request body is not valid JSON: {exc}", field="body") from None
     if not isinstance(body, dict):
         raise CrmError("request body must be a JSON object", field="body")
+    _check_bounds(body, "body", 1)
     return body
+
+
+def _check_bounds(value, path: str, depth: int) -> None:
+    """Depth, string and array sizes a client may send, named by the field at fault."""
+    if depth > MAX_DEPTH:
+        raise CrmError(f"nested more than {MAX_DEPTH} levels deep", field=path)
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise CrmError(f"longer than {MAX_STRING} characters", field=path)
+    if isinstance(value, list):
+        if len(value) > MAX_ITEMS:
+            raise CrmError(f"more than {MAX_ITEMS} items", field=path)
+        for index, item in enumerate(value):
+            _check_bounds(item, f"{path}[{index}]", depth + 1)
+    elif isinstance(value, dict):
+        if len(value) > MAX_ITEMS:
+            raise CrmError(f"more than {MAX_ITEMS} fields", field=path)
+        for key, item in value.items():
+            _check_bounds(item, key if path == "body" else f"{path}.{key}", depth + 1)
 
 
 class JsonWsgiApp(WsgiApp):
@@ -133,8 +160,9 @@ class CrmWebServer(WebServer):
 class ApiEntrypoint(HttpRequestHandler):
     server = CrmWebServer()
 
-    def __init__(self, method, url, auth=True, **kwargs):
+    def __init__(self, method, url, auth=True, max_body_bytes=None, **kwargs):
         self.auth = auth
+        self.max_body_bytes = max_body_bytes
         # answered 4xx on purpose: nameko logs these as warnings, not tracebacks
         kwargs.setdefault("expected_exceptions", (CrmError, ValidationError))
         super().__init__(method, url, **kwargs)
@@ -150,6 +178,12 @@ class ApiEntrypoint(HttpRequestHandler):
 
     def _respond(self, request):
         try:
+            # werkzeug refuses a longer body (413) when it is read, declared length or chunked alike
+            request.max_content_length = self.max_body_bytes or int(
+                self.container.config.get("MAX_BODY_BYTES", MAX_BODY_BYTES))
+            if request.content_length is not None and request.content_length > request.max_content_length:
+                return error_response(413, "body_too_large",
+                                      f"request body is over {request.max_content_length} bytes")
             if self.auth:
                 secret = self.container.config.get("AUTH_SECRET", DEV_SECRET)
                 request.principal = principal_from_header(secret, request.headers.get("Authorization"))
