@@ -13,8 +13,11 @@ It prints (does not assert) figures:
   ALERTS_SWEEP_BATCH_SIZE, one transaction each);
 * sweep 2 (the next day, steady state): rescoring everyone, raising only what is new;
 * events: interaction.logged / purchase.recorded / task.missed envelopes, live and backfilled, applied through
-  the subscriber methods exactly as the bus delivers them (envelope validation, claim, SELECT ... FOR UPDATE,
-  fold, rescore, rule evaluation, outbox), one transaction each.
+  the service's own consumer code (envelope validation, claim, SELECT ... FOR UPDATE, fold, rescore, rule
+  evaluation, outbox), one transaction each (``--batch N`` per transaction once the service consumes in
+  batches) - see apply_events, the one place that knows how.
+
+With ``--json PATH`` the figures are also written there.
 """
 from __future__ import annotations
 
@@ -37,10 +40,10 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 import crm_common.contracts  # noqa: E402,F401
+from bench.benchlib import batch_consumer, migrate, subscribers, write_json  # noqa: E402
 from crm_common.clock import FixedClock  # noqa: E402
-from crm_common.db import UnitOfWork, make_engine  # noqa: E402
+from crm_common.db import Transactions, UnitOfWork, make_engine  # noqa: E402
 from crm_common.events import from_envelope, make_event, to_envelope  # noqa: E402
-from crm_common.migrations import upgrade  # noqa: E402
 from services.alerts import models  # noqa: E402
 from services.alerts.domain import AlertsSettings  # noqa: E402
 
@@ -48,8 +51,9 @@ NOW = datetime(2026, 6, 30, 6, tzinfo=timezone.utc)
 TEAMS = ("north", "south", "east", "west")
 
 
-class BenchStore:
-    """The Store dependency without the relay: units of work on the bench database."""
+class BenchStore(Transactions):
+    """The Store dependency without the relay: units of work on the bench database, and whatever a service
+    does with its store (run, run_job, applying events) from crm_common.db.Transactions, as the real one."""
 
     def __init__(self, url: str):
         self.engine = make_engine(url, pool_size=2)
@@ -117,6 +121,23 @@ def make_service(store: BenchStore, clock: FixedClock, batch_size: int):
                           settings=AlertsSettings(sweep_batch_size=batch_size))
 
 
+def apply_events(service, bodies: list[dict], batch: int = 1) -> int:
+    """Apply envelopes as the bus delivers them: the only code here that knows how the alerts service applies
+    an event. Through its batch entrypoint (@consume(CONSUMES), store.apply_batch) `batch` events per
+    transaction when it has one, else its @subscribe methods, one event per transaction. Returns events per
+    transaction."""
+    consumer = batch_consumer(type(service))
+    if consumer:
+        for start in range(0, len(bodies), batch):
+            getattr(service, consumer[0])([from_envelope(body) for body in bodies[start:start + batch]])
+        return batch
+    methods = subscribers(type(service))
+    for body in bodies:
+        event = from_envelope(body)                  # what the consumer does with every message
+        getattr(service, methods[event.name])(event)
+    return 1
+
+
 def count(store: BenchStore, table) -> int:
     with store.session_factory() as session:
         return session.execute(select(func.count()).select_from(table)).scalar_one()
@@ -159,6 +180,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=1000, help="customers per sweep transaction")
     parser.add_argument("--url", help="an empty database (default: SQLite in a temp dir)")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="events per transaction, once the service consumes in batches (@consume)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     args = parser.parse_args(argv)
 
     tmp = None
@@ -166,13 +190,15 @@ def main(argv=None) -> None:
     if not url:
         tmp = tempfile.mkdtemp(prefix="bench-alerts-")
         url = f"sqlite:///{tmp}/alerts.db"
-    upgrade("alerts", url)
+    gaps = migrate("alerts", url)
     store = BenchStore(url)
     backend = store.engine.dialect.name
     print(f"alerts bench: {args.customers:,} customers on {backend} ({url if args.url else tmp})")
+    figures = {"backend": backend, "customers": args.customers, "schema_gaps": gaps}
 
     seconds = load(store, args.customers, args.seed)
     print(f"  load            {args.customers:>10,} read models in {seconds:8.1f}s")
+    figures["load_seconds"] = round(seconds, 3)
 
     clock = FixedClock(NOW)
     service = make_service(store, clock, args.batch_size)
@@ -185,29 +211,35 @@ def main(argv=None) -> None:
         print(f"  {label:<19}{result['customers']:>7,} customers in {seconds:8.1f}s = "
               f"{result['customers'] / seconds:>8,.0f} customers/s; {result['alerts_raised']:,} alerts raised, "
               f"{result['scores_changed']:,} scores changed, {events:,} events emitted", flush=True)
+        figures["sweep_first" if label.startswith("sweep 1") else "sweep_next_day"] = {
+            "customers": result["customers"], "seconds": round(seconds, 3),
+            "customers_per_s": round(result["customers"] / seconds, 1), "alerts_raised": result["alerts_raised"],
+            "scores_changed": result["scores_changed"], "events_emitted": events}
         clock.advance(days=1)
 
     bodies = envelopes(args.customers, args.events, args.seed, clock.now())
-    handlers_by_name = {"interaction.logged": service.on_interaction_logged,
-                        "purchase.recorded": service.on_purchase_recorded, "task.missed": service.on_task_missed}
     raised_before = count(store, models.alerts)
     started = time.perf_counter()
-    for body in bodies:
-        event = from_envelope(body)                  # what the subscriber does with every message
-        handlers_by_name[event.name](event)
+    per_transaction = apply_events(service, bodies, args.batch)
     seconds = time.perf_counter() - started
+    raised = count(store, models.alerts) - raised_before
     print(f"  events          {len(bodies):>10,} applied in {seconds:8.1f}s = {len(bodies) / seconds:>8,.0f} events/s "
-          f"({seconds / len(bodies) * 1000:.2f} ms each, one transaction per event); "
-          f"{count(store, models.alerts) - raised_before:,} alerts raised by them")
+          f"({seconds / len(bodies) * 1000:.2f} ms each, {per_transaction} per transaction); "
+          f"{raised:,} alerts raised by them")
+    figures["events"] = {"events": len(bodies), "seconds": round(seconds, 3),
+                         "events_per_s": round(len(bodies) / seconds, 1), "alerts_raised": raised,
+                         "events_per_transaction": per_transaction}
+    duplicates = bodies[: min(len(bodies), 5000)]
     started = time.perf_counter()
-    for body in bodies[: min(len(bodies), 5000)]:
-        event = from_envelope(body)
-        handlers_by_name[event.name](event)        # redelivery: claimed already, nothing changes
+    apply_events(service, duplicates, args.batch)  # redelivery: claimed already, nothing changes
     seconds = time.perf_counter() - started
-    print(f"  redelivered     {min(len(bodies), 5000):>10,} duplicates skipped at {min(len(bodies), 5000) / seconds:,.0f} "
-          f"events/s")
-    print(f"  totals: {count(store, models.alerts):,} alerts, {count(store, models.health_history):,} "
-          f"score history rows, {count(store, models.infrastructure['outbox']):,} outbox events")
+    print(f"  redelivered     {len(duplicates):>10,} duplicates skipped at {len(duplicates) / seconds:,.0f} events/s")
+    figures["redelivered"] = {"events": len(duplicates), "events_per_s": round(len(duplicates) / seconds, 1)}
+    figures["totals"] = {"alerts": count(store, models.alerts), "health_history": count(store, models.health_history),
+                         "outbox": count(store, models.infrastructure["outbox"])}
+    print(f"  totals: {figures['totals']['alerts']:,} alerts, {figures['totals']['health_history']:,} "
+          f"score history rows, {figures['totals']['outbox']:,} outbox events")
+    write_json(args.json, figures)
 
 
 if __name__ == "__main__":
