@@ -353,7 +353,6 @@ class EventConsumer(Entrypoint):
         headers = {
             **(message.headers or {}),
             REASON_HEADER: reason[:2000],
-            "x-crm-original-queue": message.delivery_info.get("routing_key"),
             "x-crm-original-routing-key": routing_key,
             "x-crm-dead-lettered-at": datetime.now(timezone.utc).isoformat(),
         }
