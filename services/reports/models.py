@@ -7,7 +7,7 @@ Read models built from events only (docs/reports.md):
 - ``customer_state``: one row per customer known from events, its current
   dimensions; the row every event about the customer locks while it is applied.
 - ``customer_changes``: the customer's timeline of attribute changes, each with
-  the state pair it was counted as.
+  the state pair it was counted as and its event's (producer, sequence).
 - ``customer_records``: every counted fact (purchase, interaction, task outcome,
   stage move, alert event) with the context it was counted under.
 - ``rep_directory``: reps from rep.registered / rep.updated (who is in which team).
@@ -61,6 +61,9 @@ customer_changes = Table(
     Column("rank", SmallInteger, nullable=False),
     Column("sets", JSON, nullable=False),
     Column("applied", JSON, nullable=True),
+    # the event's producer and its sequence: changes of the same instant fold in the producer's order
+    Column("source", String(64), nullable=True),
+    Column("sequence", BigInteger, nullable=True),
 )
 Index("ix_customer_changes_customer_at", customer_changes.c.customer_id, customer_changes.c.at)
 
@@ -73,6 +76,8 @@ customer_records = Table(
     Column("entity_id", String(64), nullable=True),
     Column("data", JSON, nullable=False),
     Column("applied", JSON, nullable=True),
+    Column("source", String(64), nullable=True),  # as in customer_changes: orders records of the same instant
+    Column("sequence", BigInteger, nullable=True),
 )
 Index("ix_customer_records_customer_at", customer_records.c.customer_id, customer_records.c.at)
 Index("ix_customer_records_customer_kind_entity", customer_records.c.customer_id, customer_records.c.kind,

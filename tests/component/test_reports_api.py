@@ -2,8 +2,8 @@
 
 Facts are created through the customers API (reps, customers, purchases, stage moves)
 and reach the reports service as events; each test uses its own team so figures are
-its own. Follow-up facts are published straight to the reports queues, standing in
-for the followups producer. Waits poll with a deadline.
+its own. Follow-up facts are published straight to the reports partition their
+subject lands in, standing in for the followups producer. Waits poll with a deadline.
 """
 import csv
 import io
@@ -19,6 +19,7 @@ import requests
 
 from crm_common.auth import issue_token
 from crm_common.config import DEV_SECRET
+from crm_common.consumer import replay_route
 from crm_common.events import make_event, to_envelope
 from crm_common.outbox import BrokerPublisher
 from services.reports.domain import Period
@@ -216,11 +217,11 @@ def test_followup_figures_from_published_events(api, headers):
     customer, rep = f"{team}-c1", f"{team}-r1"
     due = NOW - timedelta(days=3)
     publisher = BrokerPublisher("memory://")
-    from kombu import Exchange
 
     def publish(name, data, source):
         event = make_event(name, data["customer_id"], data, source=source, time=NOW)
-        publisher.publish(to_envelope(event), Exchange("", type="direct"), f"reports.{event.routing_key}")
+        exchange, routing_key = replay_route("reports", event.routing_key, "memory://")  # where its subject lands
+        publisher.publish(to_envelope(event), exchange, routing_key)
 
     publish("customer.created", {"customer_id": customer, "company": "Synthetic", "owner_id": rep, "team": team,
                                  "tier": "C", "lifecycle": "active", "created_at": NOW - timedelta(days=30)},

@@ -2,10 +2,11 @@
 
 No nameko, HTTP or SQL here. The service keeps one book per customer (book.py:
 its timeline of attribute changes and its fact records, whatever order events
-arrive in), turns them into facts with the customer's dimensions as they were,
-applies the counter deltas ``reconcile`` derives (once per event id), and answers
-queries with the figure functions and tables over a ``CounterSource`` backed by
-its counter table.
+arrive in; entries.py: what each event adds to it), turns them into facts with
+the customer's dimensions as they were, applies the counter deltas ``reconcile``
+derives (once per customer per batch of events), and answers queries
+(requests.py: what a request may ask) with the figure functions and tables over
+a ``CounterSource`` backed by its counter table.
 """
 from .access import ReportAccessDenied, check_access, default_slice, scope_for
 from .counters import (
@@ -26,9 +27,11 @@ from .periods import (
     PERIOD_KINDS, InvalidPeriod, Period, PeriodKind, format_period, parse_period, period_end, period_start,
     periods_between, stock_plan, utc_date,
 )
-from .book import (
-    CONSUMED_EVENTS, CUSTOMER_EVENTS, DIRECTORY_EVENTS, DISTINCT_KINDS, Change, Knowledge, Outcome, Record, Timeline,
-    items_from_event, reconcile,
+from .book import DISTINCT_KINDS, Change, Knowledge, Outcome, Recount, Record, Timeline, reconcile, recount_for
+from .entries import Origin
+from .requests import (
+    as_of_day, check_breakdown, coverage_bars, dashboard_period, period_of, period_range, requested_slice,
+    scope_json, scope_label, without_empty_none,
 )
 from .tables import TABLE_NAMES, TABLES, FigureTable
 from .settings import ReportSettings

@@ -1,26 +1,31 @@
 """One customer's book: what the reports service knows about a customer, and the counters it moves.
 
-Events about a customer arrive in any order: every event type has its own queue,
-replicas consume side by side, and a rebuild replays three producers at once. So
-the service does not fold events into counters blindly as they come; it keeps,
-per customer,
+Events about a customer come from three producers (customers, followups, alerts)
+whose streams interleave in any order, and facts are often recorded after
+later-dated ones (a backdated purchase, an import with history). So the service
+does not fold events into counters blindly as they come; it keeps, per customer,
 
 * the **timeline** of attribute changes (created, updated, tier / lifecycle /
-  owner changed, health score, archived), ordered by when they happened
-  ``(at, rank, event id)`` - not by when they arrived;
+  owner changed, health score, archived), ordered by when they happened - not by
+  when they arrived: ``(at, rank, producer, sequence, event id)``, so two changes
+  stamped with the same instant (a sweep moving tier and lifecycle at once) fold
+  in the order their producer emitted them;
 * every **record** of a fact (purchase, interaction, task outcome, stage move,
   alert event) with the **context** it was counted under: the customer's
   dimensions at the fact's time, plus the bit of history a figure needs (is a
   purchase a repeat? when did the prospect last enter first_contact? when was
-  the alert raised?).
+  the alert raised?). Records of the same instant are ordered the same way
+  (a stage entered and left at once, two purchases of one instant).
 
-The counters a customer contributes are a pure function of its book. When an
-event arrives only what is dated at or after it can change, so ``reconcile``
-recomputes the contexts from that time on and emits the difference: the new
-contribution minus the old one. An event that arrives in time order (the normal
-case) only adds its own deltas; one that arrives late (a change dated before
-facts already counted) moves those facts to the slices they belong to. Live
-processing, redelivery and any replay order therefore end with the same counters.
+The counters a customer contributes are a pure function of its book. When new
+entries arrive (one event's, or a whole batch's: ``recount_for``) only what is
+dated at or after the earliest of them can change, so ``reconcile`` recomputes
+the contexts from that time on and emits the difference: the new contribution
+minus the old one. An event that arrives in time order (the normal case) only
+adds its own deltas; one that arrives late (a change dated before facts already
+counted) moves those facts to the slices they belong to. Live processing,
+redelivery, any replay order and any batching therefore end with the same
+counters.
 
 Distinct counts ("customers that bought in July") need no marker table: a
 customer's contribution to a distinct counter is 1 when at least one of its own
@@ -56,22 +61,6 @@ RECORD_KINDS = (PURCHASE, INTERACTION, TASK, STAGE, ALERT)
 # records whose deltas include distinct counts (interactions only add)
 DISTINCT_KINDS = (PURCHASE, TASK, STAGE, ALERT)
 
-# events that only need to be acknowledged: they move no counter
-IGNORED_EVENTS = ("task.scheduled", "task.due", "task.rescheduled", "task.reassigned")
-CUSTOMER_EVENTS = (
-    "customer.created", "customer.updated", "customer.archived", "purchase.recorded", "customer.tier_changed",
-    "customer.lifecycle_changed", "customer.stage_changed", "customer.owner_changed",
-    "interaction.logged", "task.scheduled", "task.due", "task.overdue", "task.completed", "task.skipped",
-    "task.missed", "task.rescheduled", "task.reassigned",
-    "alert.raised", "alert.acknowledged", "alert.escalated", "alert.resolved", "health.score_changed",
-)
-DIRECTORY_EVENTS = ("rep.registered", "rep.updated")
-CONSUMED_EVENTS = CUSTOMER_EVENTS + DIRECTORY_EVENTS
-
-# customer.updated snapshot fields that are dimensions (owner and team move through owner_changed)
-_UPDATED_FIELDS = {"industry": "industry", "team": "team", "owner_id": "rep", "tier": "tier", "lifecycle": "lifecycle"}
-
-
 def to_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
@@ -86,6 +75,13 @@ def from_iso(text: str | None) -> datetime | None:
     return None if text is None else to_utc(datetime.fromisoformat(text))
 
 
+# (producer, sequence) of the event an item comes from: the producer's own order, which decides
+# between items of the same instant (a sequence only orders one producer's events of one customer;
+# ("", 0) for events from before producers numbered them, which fall back to the event id)
+Position = tuple[str, int]
+UNNUMBERED: Position = ("", 0)
+
+
 @dataclass
 class Change:
     """One attribute change on the customer's timeline; ``applied`` is the state pair it was counted as."""
@@ -94,10 +90,11 @@ class Change:
     rank: int
     sets: dict
     applied: dict | None = None
+    position: Position = UNNUMBERED
 
     @property
     def order(self) -> tuple:
-        return (self.at, self.rank, self.id)
+        return (self.at, self.rank, *self.position, self.id)
 
 
 @dataclass
@@ -109,65 +106,12 @@ class Record:
     entity: str | None   # purchase, interaction, task or alert id
     data: dict
     applied: dict | None = None
+    position: Position = UNNUMBERED
 
     @property
     def order(self) -> tuple:
-        return (self.at, self.id)
-
-
-# ---------------------------------------------------------------- events -> book items
-
-def items_from_event(name: str, event_id: str, event_time: datetime, data: dict) -> tuple[list[Change], list[Record]]:
-    """The timeline changes and fact records one event adds to its customer's book."""
-    event_time = to_utc(event_time)
-    if name == "customer.created":
-        sets = {EXISTS: True, "team": data.get("team"), "rep": data.get("owner_id"), "tier": data["tier"],
-                "lifecycle": data["lifecycle"], "industry": data.get("industry")}
-        created_at = to_utc(data["created_at"])
-        records = []
-        if data.get("pipeline_stage"):  # being created in a stage is entering it
-            records.append(Record(f"{event_id}:stage", STAGE, created_at, None,
-                                  {"old_stage": None, "new_stage": data["pipeline_stage"]}))
-        return [Change(event_id, created_at, RANK_CREATED, sets)], records
-    if name == "customer.updated":
-        sets = {attr: data.get(key) for key, attr in _UPDATED_FIELDS.items() if key in data.get("changed_fields", ())}
-        return ([Change(event_id, event_time, RANK_CHANGE, sets)] if sets else []), []
-    if name == "customer.archived":
-        return [Change(event_id, to_utc(data["archived_at"]), RANK_ARCHIVED, {ARCHIVED: True})], []
-    if name == "customer.tier_changed":
-        return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"tier": data["new_tier"]})], []
-    if name == "customer.lifecycle_changed":
-        return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"lifecycle": data["new_lifecycle"]})], []
-    if name == "customer.owner_changed":
-        owner = {"rep": data["new_owner_id"], "team": data.get("new_team")}
-        return [Change(event_id, event_time, RANK_CHANGE, owner)], []
-    if name == "health.score_changed":
-        return [Change(event_id, to_utc(data["as_of"]), RANK_CHANGE, {"score": data["new_score"]})], []
-    if name == "purchase.recorded":
-        return [], [Record(event_id, PURCHASE, to_utc(data["purchased_at"]), data["purchase_id"],
-                           {"amount_base": str(Decimal(data["amount_base"]))})]
-    if name == "interaction.logged":
-        return [], [Record(event_id, INTERACTION, to_utc(data["occurred_at"]), data["interaction_id"], {
-            "rep": data["rep_id"], "team": data.get("team"), "kind": data["kind"], "phase": data["phase"],
-            "satisfaction": data.get("satisfaction")})]
-    if name in ("task.overdue", "task.completed", "task.skipped", "task.missed"):
-        return [], [Record(event_id, TASK, to_utc(data["due_at"]), data["task_id"], {
-            "event": name.split(".", 1)[1], "assignee": data.get("assignee_id"), "team": data.get("team"),
-            "on_time": bool(data.get("on_time", False))})]
-    if name == "customer.stage_changed":
-        return [], [Record(event_id, STAGE, to_utc(data["changed_at"]), None,
-                           {"old_stage": data.get("old_stage"), "new_stage": data["new_stage"]})]
-    if name.startswith("alert."):
-        event = name.split(".", 1)[1]
-        happened = {"raised": "raised_at", "acknowledged": "acknowledged_at", "escalated": "escalated_at",
-                    "resolved": "resolved_at"}[event]
-        raised_at = to_utc(data.get("raised_at"))  # raised and resolved carry it
-        return [], [Record(event_id, ALERT, raised_at, data["alert_id"], {
-            "event": event, "happened_at": iso(data[happened]), "raised_at": iso(raised_at),
-            "outcome": data.get("outcome")})]
-    if name in IGNORED_EVENTS:
-        return [], []
-    raise ValueError(f"the reports service does not consume {name}")
+        """Where the record stands among the customer's records of its kind (dated ones only)."""
+        return (self.at, *self.position, self.id)
 
 
 # ---------------------------------------------------------------- the timeline
@@ -230,8 +174,8 @@ def change_deltas(customer_id: str, change: Change, counted: dict) -> list[Count
 class Knowledge:
     """What contexts are computed from, beyond the timeline."""
     timeline: Timeline
-    first_purchase: tuple[datetime, str] | None = None            # earliest (purchased_at, record id)
-    first_contacts: list[tuple[datetime, str]] = field(default_factory=list)  # entries into first_contact
+    first_purchase: tuple | None = None                       # Record.order of the earliest purchase
+    first_contacts: list[tuple] = field(default_factory=list)  # Record.order of each entry into first_contact
     alert_raised: dict[str, datetime] = field(default_factory=dict)
     ack_sla: timedelta = timedelta(hours=48)
 
@@ -261,9 +205,9 @@ def context_for(record: Record, knowledge: Knowledge) -> dict | None:
         return {"dims": _dims(attrs, rep=record.data["assignee"], team=record.data["team"])}
     if record.kind == PURCHASE:
         first = knowledge.first_purchase
-        return {"dims": _dims(attrs), "repeat": first is not None and (at, record.id) > first}
+        return {"dims": _dims(attrs), "repeat": first is not None and record.order > first}
     if record.kind == STAGE:
-        position = bisect.bisect_right(knowledge.first_contacts, (at, record.id))
+        position = bisect.bisect_right(knowledge.first_contacts, record.order)
         started = knowledge.first_contacts[position - 1][0] if position else None
         return {"dims": _dims(attrs), "first_contact_at": iso(started)}
     if record.kind == ALERT:
@@ -318,13 +262,48 @@ def window_start(moment: datetime) -> datetime:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def reconcile_since(changes: list[Change], records: list[Record]) -> datetime | None:
-    """From when an event's new items can change what is counted: their earliest time, or the
-    beginning when the customer's creation arrives (facts dated before it take its attributes)."""
+def undated_alerts(records: Iterable[Record]) -> set[str]:
+    """Alerts with an event that does not say when the alert was raised (an acknowledgement, an escalation)."""
+    return {r.entity for r in records if r.kind == ALERT and r.at is None}
+
+
+def date_by_raise(records: Iterable[Record], raised: dict[str, datetime]) -> None:
+    """Date the alert records that carry no raise by their alert's raise, where it is known."""
+    for record in records:
+        if record.kind == ALERT and record.at is None:
+            record.at = raised.get(record.entity)
+
+
+def raises(records: Iterable[Record]) -> dict[str, datetime]:
+    """alert id -> when it was raised, from the alert records that say so."""
+    return {r.entity: r.at for r in records if r.kind == ALERT and r.at is not None}
+
+
+@dataclass(frozen=True)
+class Recount:
+    """What new items of one customer make recount (``reconcile``): its items dated at or after
+    `since` (of `kinds` only, when given), the new records, and the waiting events of `alerts`."""
+    since: datetime
+    kinds: frozenset[str] | None
+    new_records: frozenset[str]
+    alerts: frozenset[str]
+
+
+def recount_for(changes: list[Change], records: list[Record]) -> Recount | None:
+    """From when new items can change what is counted: their earliest time, or the beginning when the
+    customer's creation arrives (facts dated before it take its attributes). A timeline change can
+    move every later fact; a fact only later facts of its own kind (each distinct metric belongs to
+    one kind). None: nothing to count yet (alert events whose raise is unknown wait for it)."""
     if any(EXISTS in change.sets for change in changes):
-        return EPOCH
-    times = [item.at for item in (*changes, *records) if item.at is not None]
-    return min(times) if times else None
+        since = EPOCH
+    else:
+        times = [item.at for item in (*changes, *records) if item.at is not None]
+        if not times:
+            return None
+        since = min(times)
+    kinds = None if changes else frozenset(r.kind for r in records) & frozenset(DISTINCT_KINDS)
+    return Recount(since, kinds, frozenset(r.id for r in records),
+                   frozenset(r.entity for r in records if r.kind == ALERT))
 
 
 def reconcile(customer_id: str, knowledge: Knowledge, since: datetime, records: list[Record],

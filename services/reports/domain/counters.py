@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -216,6 +217,12 @@ def slices_for(dims: Dims) -> list[Slice]:
     return [Slice(**scope, **breakdown) for scope in scopes for breakdown in breakdowns]
 
 
+@lru_cache(maxsize=8192)
+def _slice_keys(dims: Dims) -> tuple[tuple[str, str], ...]:
+    """(dimension, value) of every slice of `dims`, encoded once: a batch meets the same dims over and over."""
+    return tuple((s.dimension, s.value) for s in slices_for(dims))
+
+
 @dataclass(frozen=True)
 class CustomerState:
     """The per-customer row the reports service keeps (owner is dims.rep)."""
@@ -313,7 +320,7 @@ Fact = CustomerChangeFact | PurchaseFact | InteractionFact | TaskFact | StageCha
 def _spread(amounts: dict[str, Number], at: date | datetime, dims: Dims,
             distinct_of: str | None = None) -> list[CounterDelta]:
     """The same amounts in the bucket of `at` of every period kind, in every slice of `dims`."""
-    slices = [(s.dimension, s.value) for s in slices_for(dims)]  # encoded once, used 4 x metrics times
+    slices = _slice_keys(dims)
     amounts = {metric: amount for metric, amount in amounts.items() if amount}
     deltas = []
     for kind in PERIOD_KINDS:
@@ -324,25 +331,27 @@ def _spread(amounts: dict[str, Number], at: date | datetime, dims: Dims,
     return deltas
 
 
-def _stock_share(state: CustomerState | None) -> dict[tuple[str, Slice], int]:
+def _stock_share(state: CustomerState | None) -> dict[tuple[str, str, str], int]:
+    """(metric, dimension, value) -> the customer's share of that stock."""
     if state is None:
         return {}
     metrics = {customers_in(state.dims.lifecycle or NONE_VALUE): 1}
     if state.health_score is not None:
         metrics.update({HEALTH_SUM: state.health_score, HEALTH_SCORED: 1})
-    return {(m, s): amount for s in slices_for(state.dims) for m, amount in metrics.items()}
+    return {(m, dimension, value): amount for dimension, value in _slice_keys(state.dims)
+            for m, amount in metrics.items()}
 
 
 def _customer_change(fact: CustomerChangeFact) -> list[CounterDelta]:
     # stocks: take the customer out of the slices it was in, put it into the new ones;
     # only the net difference is emitted, so an unchanged slice moves by nothing.
-    net: dict[tuple[str, Slice], int] = defaultdict(int)
+    net: dict[tuple[str, str, str], int] = defaultdict(int)
     for key, amount in _stock_share(fact.after).items():
         net[key] += amount
     for key, amount in _stock_share(fact.before).items():
         net[key] -= amount
     deltas = []
-    moves = [(metric, slice_.dimension, slice_.value, amount) for (metric, slice_), amount in net.items() if amount]
+    moves = [(metric, dimension, value, amount) for (metric, dimension, value), amount in net.items() if amount]
     for kind in PERIOD_KINDS:
         start = period_start(kind, fact.at)
         deltas += [CounterDelta(CounterKey(metric, kind, start, dimension, value), amount)
@@ -440,6 +449,20 @@ def counter_updates(fact: Fact, *, ack_sla: timedelta = DEFAULT_ACK_SLA) -> list
         case AlertFact():
             return _alert(fact, ack_sla)
     raise TypeError(f"not a reports fact: {type(fact).__name__}")
+
+
+# --- storing counters -------------------------------------------------------
+def to_stored(metric: str, amount: Number) -> int:
+    """Counters are stored as integers: revenue in cents (hundredths of the base currency)."""
+    if metric == REVENUE:
+        return int((Decimal(amount) * 100).to_integral_exact())
+    return int(amount)
+
+
+def from_stored(metric: str, stored: int) -> Number:
+    if metric == REVENUE:
+        return (Decimal(stored) / 100).quantize(Decimal("0.01"))
+    return stored
 
 
 # --- reading counters -------------------------------------------------------
