@@ -431,18 +431,29 @@ def _dialect(session) -> str:
     return session.get_bind().dialect.name
 
 
+_STATEMENTS: dict = {}  # ON CONFLICT statements are not in SQLAlchemy's compiled cache: built once each
+
+
 def _insert_missing(session, table: Table, keys: list[str]):
     """INSERT ... ON CONFLICT (keys) DO NOTHING (PostgreSQL and SQLite alike)."""
-    module = postgresql if _dialect(session) == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing(index_elements=keys)
+    dialect = _dialect(session)
+    key = ("ignore", dialect, table.name)
+    if key not in _STATEMENTS:
+        module = postgresql if dialect == "postgresql" else sqlite
+        _STATEMENTS[key] = module.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return _STATEMENTS[key]
 
 
 def _upsert(session, table: Table, keys: list[str], columns: list[str]):
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns (PostgreSQL and SQLite alike)."""
-    module = postgresql if _dialect(session) == "postgresql" else sqlite
-    statement = module.insert(table)
-    return statement.on_conflict_do_update(index_elements=keys,
-                                           set_={name: statement.excluded[name] for name in columns})
+    dialect = _dialect(session)
+    key = ("upsert", dialect, table.name)
+    if key not in _STATEMENTS:
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(table)
+        _STATEMENTS[key] = statement.on_conflict_do_update(
+            index_elements=keys, set_={name: statement.excluded[name] for name in columns})
+    return _STATEMENTS[key]
 
 
 def _jsonable(value):
