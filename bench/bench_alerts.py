@@ -40,7 +40,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 import crm_common.contracts  # noqa: E402,F401
-from bench.benchlib import batch_consumer, migrate, subscribers, write_json  # noqa: E402
+from bench.benchlib import batch_consumer, migrate, write_json  # noqa: E402
 from crm_common.clock import FixedClock  # noqa: E402
 from crm_common.db import Transactions, UnitOfWork, make_engine  # noqa: E402
 from crm_common.events import from_envelope, make_event, to_envelope  # noqa: E402
@@ -122,20 +122,12 @@ def make_service(store: BenchStore, clock: FixedClock, batch_size: int):
 
 
 def apply_events(service, bodies: list[dict], batch: int = 1) -> int:
-    """Apply envelopes as the bus delivers them: the only code here that knows how the alerts service applies
-    an event. Through its batch entrypoint (@consume(CONSUMES), store.apply_batch) `batch` events per
-    transaction when it has one, else its @subscribe methods, one event per transaction. Returns events per
-    transaction."""
-    consumer = batch_consumer(type(service))
-    if consumer:
-        for start in range(0, len(bodies), batch):
-            getattr(service, consumer[0])([from_envelope(body) for body in bodies[start:start + batch]])
-        return batch
-    methods = subscribers(type(service))
-    for body in bodies:
-        event = from_envelope(body)                  # what the consumer does with every message
-        getattr(service, methods[event.name])(event)
-    return 1
+    """Apply envelopes as the bus delivers them, through the service's batch entrypoint (@consume(CONSUMES),
+    store.apply_batch): `batch` events per transaction. Returns events per transaction."""
+    method, _ = batch_consumer(type(service))
+    for start in range(0, len(bodies), batch):
+        getattr(service, method)([from_envelope(body) for body in bodies[start:start + batch]])
+    return batch
 
 
 def count(store: BenchStore, table) -> int:

@@ -55,31 +55,16 @@ def _entrypoints(service_cls):
             yield attr, entrypoint
 
 
-def subscribers(service_cls) -> dict[str, str]:
-    """Event name -> name of the method subscribed to it (one ``@subscribe`` entrypoint per event)."""
-    return {entrypoint.event_definition.name: attr for attr, entrypoint in _entrypoints(service_cls)
-            if hasattr(entrypoint, "event_definition")}
-
-
-def batch_consumer(service_cls) -> tuple[str, object] | None:
-    """(method name, consumed-events table) of the service's batch entrypoint (``@consume(CONSUMES)``),
-    or None while it still has one ``@subscribe`` method per event."""
-    return next(((attr, entrypoint.table) for attr, entrypoint in _entrypoints(service_cls)
-                 if hasattr(entrypoint, "table")), None)
+def batch_consumer(service_cls) -> tuple[str, object]:
+    """(method name, consumed-events table) of the service's batch entrypoint (``@consume(CONSUMES)``)."""
+    return next((attr, entrypoint.table) for attr, entrypoint in _entrypoints(service_cls)
+                if hasattr(entrypoint, "table"))
 
 
 def consumed_events(service: str) -> set[str]:
-    """The event names a service applies: its CONSUMES table (services/<name>/projections.py, or the one its
-    batch entrypoint consumes) when it has one, else its ``@subscribe`` entrypoints."""
+    """The event names a service applies: its CONSUMES table."""
     from crm import runner
-    service_cls = runner.service_class(service)
-    try:
-        table = importlib.import_module(f"services.{service}.projections").CONSUMES
-    except (ImportError, AttributeError):
-        table = (batch_consumer(service_cls) or (None, None))[1]
-    if table is None:
-        return set(subscribers(service_cls))
-    return set(getattr(table, "handlers", table))
+    return set(batch_consumer(runner.service_class(service))[1].handlers)
 
 
 def write_json(path: str | None, figures: dict) -> None:

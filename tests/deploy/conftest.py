@@ -2,7 +2,7 @@
 
 - which service serves which HTTP path: from the service classes' ``@api`` entrypoints
   (crm.runner.SERVICES + service_class), the way tests/unit/test_api_contract.py finds them;
-- which queues a service consumes: from its ``@subscribe`` entrypoints;
+- which queues a service consumes: from its ``@consume`` entrypoint's table;
 - which commands the distributed test mode runs: from the integration harness's source;
 - whether ``python -m crm`` accepts a container's arguments: crm.__main__'s own parser.
 """
