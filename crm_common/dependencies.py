@@ -50,6 +50,12 @@ class Store(DependencyProvider):
         if self.engine.dialect.name == "postgresql":
             self.container.spawn_managed_thread(self._listen_forever, identifier="outbox-listen")
 
+    def _pause(self, seconds: float) -> None:
+        """Until woken (a commit, or stop) or seconds have passed."""
+        with eventlet.Timeout(seconds, False):
+            self._wake.wait()
+        self._wake = GreenEvent()
+
     def _listen_forever(self):
         """Wake the relay whenever any replica commits events (LISTEN on a connection of its own)."""
         while self._running:
@@ -105,11 +111,9 @@ class Store(DependencyProvider):
             except Exception as exc:  # broker or database away: keep the rows, try again later
                 failures += 1
                 log.warning("outbox relay of %s failed (%s); retrying", self.service, exc)
-                eventlet.sleep(min(0.5 * 2 ** failures, 30))
+                self._pause(min(0.5 * 2 ** failures, 30))
                 continue
-            with eventlet.Timeout(self.poll_seconds, False):
-                self._wake.wait()
-            self._wake = GreenEvent()
+            self._pause(self.poll_seconds)
         # drain what was committed while stopping, so a graceful stop loses nothing
         try:
             relay_batch(self.session_factory, self.tables["outbox"], self.publisher, self.service)
