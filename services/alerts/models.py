@@ -1,10 +1,12 @@
 """Tables of the alerts service (its own database; nobody else reads them).
 
 The read model is one row per customer: the domain's CustomerSignals as JSON plus the columns the sweep,
-the listings and the scope checks filter on. Alerts carry an ``open_key`` ("<customer>:<rule>") that is
-unique while the alert is unresolved and NULL once resolved, so a second open alert for the same customer
-and rule cannot exist, whichever replica, event or sweep tries to raise it (NULLs never collide, on SQLite
-and PostgreSQL alike).
+the listings and the scope checks filter on; its health (score, band, when the sweep must look again) is a
+narrow row of its own beside it, so the daily sweep rewrites a few small columns, never the wide signals.
+
+Alerts carry an ``open_key`` ("<customer>:<rule>") that is unique while the alert is unresolved and NULL
+once resolved, so a second open alert for the same customer and rule cannot exist, whichever replica,
+event or sweep tries to raise it (NULLs never collide, on SQLite and PostgreSQL alike).
 """
 from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 
@@ -26,17 +28,27 @@ customer_signals = Table(
     Column("tier", String(1), nullable=True),
     Column("lifecycle", String(16), nullable=True),
     Column("archived", Boolean, nullable=False),
-    Column("score", Integer, nullable=True),               # current health score (as of scored_at)
-    Column("band", String(16), nullable=True),
-    Column("breakdown", JSON, nullable=True),              # sub-scores behind the current score
-    Column("scored_at", Timestamp, nullable=True),
-    Column("recorded_score", Integer, nullable=True),      # score of the latest health_history row
     Column("last_fact_at", Timestamp, nullable=True),      # effective time of the newest fact folded in
     Column("updated_at", Timestamp, nullable=False),
 )
 Index("ix_customer_signals_owner", customer_signals.c.owner_id, customer_signals.c.customer_id)
 Index("ix_customer_signals_team", customer_signals.c.team, customer_signals.c.customer_id)
-Index("ix_customer_signals_band", customer_signals.c.band, customer_signals.c.customer_id)
+
+# one per customer_signals row (a missing one is created by the next sweep)
+customer_health = Table(
+    "customer_health", metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("judged", Boolean, nullable=False),             # known and not archived: scored and swept
+    Column("score", Integer, nullable=True),               # health score as of scored_at (the last evaluation)
+    Column("band", String(16), nullable=True),
+    Column("breakdown", JSON, nullable=True),              # sub-scores behind that score
+    Column("scored_at", Timestamp, nullable=True),
+    Column("recorded_score", Integer, nullable=True),      # score of the latest health_history row
+    Column("next_check_at", Timestamp, nullable=True),     # the sweep judges the customer again from then; NULL: now
+)
+# the sweep's look-up of who is due; judged customers only
+Index("ix_customer_health_due", customer_health.c.next_check_at, postgresql_where=customer_health.c.judged.is_(True),
+      sqlite_where=customer_health.c.judged.is_(True))
 
 alerts = Table(
     "alerts", metadata,

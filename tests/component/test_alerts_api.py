@@ -3,9 +3,12 @@
 Reps, customers and backdated purchase histories go in through the customers API; interactions through the
 followups API. Then: a live unanswered streak raises an alert at once; the sweep raises silence; customers flags the
 customer at risk; followups opens the recall task; the rep acknowledges and resolves; customers unflags.
+Every test builds its own world (reps in teams of their own, four customers), so each passes alone and in any
+order.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -46,29 +49,40 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def world(embedded_system):
+def system(embedded_system):
+    """The embedded system, and a number for each test's own reps and teams."""
     from crm_common.auth import issue_token
     from crm_common.config import DEV_SECRET
 
-    base = embedded_system.base_url
-
     def client(user, role, team=None):
-        return Client(base, issue_token(DEV_SECRET, user, role, team))
+        return Client(embedded_system.base_url, issue_token(DEV_SECRET, user, role, team))
 
-    w = {"admin": client("admin", "admin"), "mgr": client("mgr-north", "manager", "north"),
-         "n1": client("rep-n1", "rep", "north"), "s1": client("rep-s1", "rep", "south"), "ids": {}}
-    for rep in ({"id": "mgr-north", "name": "North Manager", "team": "north", "role": "manager"},
-                {"id": "rep-n1", "name": "Nia North", "team": "north", "manager_id": "mgr-north"},
-                {"id": "rep-s1", "name": "Sam South", "team": "south"}):
+    return {"client": client, "worlds": itertools.count(1)}
+
+
+@pytest.fixture
+def world(system):
+    """A world of its own for each test: its reps, in teams of their own, and four customers with backdated
+    histories. So each test sees only what it did (the sweep is global, the scopes and assertions are not),
+    and the tests pass alone and in any order."""
+    k, client = next(system["worlds"]), system["client"]
+    north, south = f"north-{k}", f"south-{k}"
+    w = {"admin": client("admin", "admin"), "mgr": client(f"mgr-north-{k}", "manager", north),
+         "n1": client(f"rep-n1-{k}", "rep", north), "s1": client(f"rep-s1-{k}", "rep", south), "ids": {},
+         "rep_n1": f"rep-n1-{k}", "north": north}
+    for rep in ({"id": f"mgr-north-{k}", "name": "North Manager", "team": north, "role": "manager"},
+                {"id": f"rep-n1-{k}", "name": "Nia North", "team": north, "manager_id": f"mgr-north-{k}"},
+                {"id": f"rep-s1-{k}", "name": "Sam South", "team": south}):
         status, body = w["admin"].post("/v1/reps", rep)
         assert status == 201, body
 
-    for name, owner in (("quiet", "rep-n1"), ("happy", "rep-n1"), ("streak", "rep-n1"), ("south", "rep-s1")):
+    for name, owner in (("quiet", f"rep-n1-{k}"), ("happy", f"rep-n1-{k}"), ("streak", f"rep-n1-{k}"),
+                        ("south", f"rep-s1-{k}")):
         status, body = w["admin"].post("/v1/customers/import", {
-            "customer": {"company": f"{name.title()} Corp", "owner_id": owner,
+            "customer": {"company": f"{name.title()} Corp {k}", "owner_id": owner,
                          "created_at": (NOW - timedelta(days=400)).isoformat()},
             "stages": [{"stage": "won", "changed_at": (NOW - timedelta(days=320)).isoformat()}],
-            "purchases": [{"amount": "3000.00", "currency": "USD", "external_ref": f"{name}-{d}",
+            "purchases": [{"amount": "3000.00", "currency": "USD", "external_ref": f"{name}-{k}-{d}",
                            "purchased_at": (NOW - timedelta(days=d)).isoformat()} for d in PURCHASE_DAYS],
         })
         assert status == 201, body
@@ -77,7 +91,7 @@ def world(embedded_system):
         log_interaction(w, name, NOW - timedelta(days=days), "reached")
     for name in w["ids"]:
         wait_known(w, name)
-    yield w
+    return w
 
 
 def owner_client(w, name):
@@ -114,28 +128,44 @@ def alerts_of(w, name, **params):
     return body["items"]
 
 
-# ---------------------------------------------------------------- tests (in order: the sweep comes second)
+def sweep(w):
+    status, result = w["admin"].post("/v1/alerts/sweep", {})
+    assert status == 200, result
+    return result
+
+
+def raise_streak(w):
+    """Three unanswered calls to "streak" today: the live fact raises unanswered_followups at once."""
+    for hours in (3, 2, 1):
+        log_interaction(w, "streak", NOW - timedelta(hours=hours), "no_answer")
+    return wait_for(lambda: alerts_of(w, "streak"), what="the unanswered_followups alert")
+
+
+# ---------------------------------------------------------------- tests
 
 def test_a_backdated_history_raises_nothing_until_the_sweep(world):
     assert all(alerts_of(world, name) == [] for name in world["ids"])
+    sweep(world)
+    assert [a["rule"] for a in alerts_of(world, "quiet")] == ["silence"]
+    assert alerts_of(world, "happy") == []
 
 
 def test_a_live_unanswered_streak_raises_an_alert_at_once(world):
-    for hours in (3, 2, 1):
-        log_interaction(world, "streak", NOW - timedelta(hours=hours), "no_answer")
-    [alert] = wait_for(lambda: alerts_of(world, "streak"), what="the unanswered_followups alert")
+    [alert] = raise_streak(world)
     assert (alert["rule"], alert["status"], alert["trigger"]) == ("unanswered_followups", "open",
                                                                   "interaction.logged")
     assert alert["signals"][0]["name"] == "unanswered_followups" and alert["signals"][0]["value"] == 3
-    assert alert["owner_id"] == "rep-n1" and alert["team"] == "north"
+    assert alert["owner_id"] == world["rep_n1"] and alert["team"] == world["north"]
+    sweep(world)                                         # the sweep raises no second one
+    [streak] = alerts_of(world, "streak", rule="unanswered_followups")
+    assert streak["id"] == alert["id"] and streak["status"] == "open"
 
 
 def test_silence_to_alert_to_recall_task_to_resolution(world):
-    admin, rep = world["admin"], world["n1"]
+    rep = world["n1"]
     quiet = world["ids"]["quiet"]
-    status, result = admin.post("/v1/alerts/sweep", {})
-    assert status == 200, result
-    assert result["customers"] == 4 and result["alerts_raised"] >= 2
+    result = sweep(world)
+    assert result["customers"] >= 4 and result["alerts_raised"] >= 2
 
     [alert] = alerts_of(world, "quiet")
     assert alert["rule"] == "silence" and alert["trigger"] == "sweep"
@@ -143,7 +173,8 @@ def test_silence_to_alert_to_recall_task_to_resolution(world):
     assert (signal["name"], signal["threshold"]) == ("days_since_contact", 30)
     assert signal["value"] in (40, 41)                   # 41 if the run straddles midnight UTC
     assert alerts_of(world, "happy") == []
-    assert [a["rule"] for a in alerts_of(world, "south")] == ["silence"]
+    [south] = alerts_of(world, "south")
+    assert south["rule"] == "silence"
 
     # customers flags the customer at risk on alert.raised
     wait_for(lambda: (lambda s, b: s == 200 and b["flagged_at_risk"] and b["lifecycle"] == "at_risk")(
@@ -153,10 +184,10 @@ def test_silence_to_alert_to_recall_task_to_resolution(world):
         status, body = rep.get("/v1/tasks", customer_id=quiet, kind="recall")
         return status == 200 and body["items"]
     [task] = wait_for(recall_task, what="followups to open the recall task")
-    assert task["assignee_id"] == "rep-n1"
+    assert task["assignee_id"] == world["rep_n1"]
 
     status, body = rep.post(f"/v1/alerts/{alert['id']}/acknowledge", {"note": "calling them today"})
-    assert (status, body["status"], body["acknowledged_by"]) == (200, "acknowledged", "rep-n1")
+    assert (status, body["status"], body["acknowledged_by"]) == (200, "acknowledged", world["rep_n1"])
     status, body = rep.post(f"/v1/alerts/{alert['id']}/resolve", {"outcome": "recovered", "note": "order placed"})
     assert (status, body["status"], body["outcome"]) == (200, "resolved", "recovered")
     status, again = rep.post(f"/v1/alerts/{alert['id']}/resolve", {"outcome": "lost"})
@@ -167,14 +198,14 @@ def test_silence_to_alert_to_recall_task_to_resolution(world):
         *rep.get(f"/v1/customers/{quiet}")), what="customers to lift the at-risk flag")
 
     # the next sweep raises no duplicate, nor the resolved rule again (re-alert cooldown)
-    status, second = admin.post("/v1/alerts/sweep")
-    assert status == 200 and second["alerts_raised"] == 0
+    sweep(world)
     assert [a["status"] for a in alerts_of(world, "quiet")] == ["resolved"]
-    [streak] = alerts_of(world, "streak", rule="unanswered_followups")
-    assert streak["status"] == "open"
+    assert [a["id"] for a in alerts_of(world, "south")] == [south["id"]]
+    assert alerts_of(world, "happy") == alerts_of(world, "streak") == []
 
 
 def test_health_score_breakdown_and_history(world):
+    sweep(world)
     status, body = health(world, "quiet", world["n1"])
     assert status == 200
     assert 0 <= body["score"] <= 100 and body["band"] in ("healthy", "watch", "at_risk")
@@ -190,6 +221,11 @@ def test_health_score_breakdown_and_history(world):
 
 
 def test_scope_roles_and_listing(world):
+    raise_streak(world)
+    sweep(world)
+    [quiet_alert] = alerts_of(world, "quiet")
+    status, _ = world["n1"].post(f"/v1/alerts/{quiet_alert['id']}/resolve", {"outcome": "recovered"})
+    assert status == 200
     south_alert = alerts_of(world, "south")[0]["id"]
     for client in (world["n1"], world["mgr"]):
         assert client.get(f"/v1/alerts/{south_alert}")[0] == 404
@@ -200,9 +236,10 @@ def test_scope_roles_and_listing(world):
     assert status == 200 and len(page["items"]) == 1 and page["next_cursor"]
     status, rest = world["n1"].get("/v1/alerts", limit=50, cursor=page["next_cursor"])
     listed = {a["customer_id"] for a in page["items"] + rest["items"]}
-    assert listed <= {world["ids"][n] for n in ("quiet", "happy", "streak")} and len(listed) == 2
+    assert listed == {world["ids"][n] for n in ("quiet", "streak")}
     status, summary = world["mgr"].get("/v1/alerts/summary")
     assert status == 200 and summary["by_rule"]["silence"]["resolved"] == 1
+    assert summary["by_rule"]["unanswered_followups"]["open"] == 1
     assert sum(summary["health_bands"].values()) == 3
     status, _ = world["admin"].get("/v1/alerts/alr_nope")
     assert status == 404
@@ -210,7 +247,7 @@ def test_scope_roles_and_listing(world):
 
 def test_bad_input_answers_4xx_naming_the_field(world):
     admin, rep = world["admin"], world["n1"]
-    [open_alert] = alerts_of(world, "streak")
+    [open_alert] = raise_streak(world)
     status, body = rep.post(f"/v1/alerts/{open_alert['id']}/resolve", {"outcome": "maybe", "colour": "red"})
     assert status == 400 and {"outcome", "colour"} <= set(body["fields"])
     status, body = admin.get("/v1/alerts", rule="vibes", status="sleeping", limit=0)
@@ -218,14 +255,17 @@ def test_bad_input_answers_4xx_naming_the_field(world):
     status, body = admin.post("/v1/alerts/sweep", {"as_of": (NOW + timedelta(days=2)).isoformat()})
     assert status == 400 and "as_of" in body["fields"]
     assert rep.post("/v1/alerts/sweep")[0] == 403
+    status, before = rep.get("/v1/alert-rules")
+    assert status == 200 and before["config"]["escalate_after_hours"] == 48
     status, body = admin.call("PUT", "/v1/alert-rules", {"rules": {"silence": {"days_by_tier": {"A": -3}}}})
     assert status == 400 and "rules.silence.days_by_tier.A" in body["fields"]
     status, body = admin.call("PUT", "/v1/alert-rules", {"health": {"weights": {"vibes": 3}}})
     assert status == 400 and "health.weights.vibes" in body["fields"]
     assert rep.call("PUT", "/v1/alert-rules", {})[0] == 403
-    status, rules = rep.get("/v1/alert-rules")
-    assert status == 200 and rules["version"] == 0 and rules["config"]["escalate_after_hours"] == 48
-    status, rules = admin.call("PUT", "/v1/alert-rules", {"rules": {"interval_lengthening": {"enabled": False}}})
-    assert status == 200 and rules["version"] == 1
-    assert rules["config"]["rules"]["interval_lengthening"]["enabled"] is False
-    assert admin.call("PUT", "/v1/alert-rules", {})[1]["overrides"] == {}
+    assert rep.get("/v1/alert-rules")[1]["version"] == before["version"]      # nothing half-written
+    try:
+        status, rules = admin.call("PUT", "/v1/alert-rules", {"rules": {"interval_lengthening": {"enabled": False}}})
+        assert status == 200 and rules["version"] == before["version"] + 1
+        assert rules["config"]["rules"]["interval_lengthening"]["enabled"] is False
+    finally:
+        assert admin.call("PUT", "/v1/alert-rules", {})[1]["overrides"] == {}

@@ -5,10 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from services.alerts.domain import signals as derived
 from services.alerts.domain.common import require_aware
 from services.alerts.domain.config import RulesConfig
-from services.alerts.domain.signals import CustomerSignals
+from services.alerts.domain.signals import CustomerSignals, Known
 
 INACTIVE_LIFECYCLES = frozenset({"churned"})  # nobody left to warn about
 
@@ -39,8 +38,9 @@ def _num(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 2)
 
 
-def check_silence(s: CustomerSignals, rules: RulesConfig, as_of: datetime) -> list[Signal]:
-    days, limit = derived.days_without_contact(s, as_of), rules.silence.days_for(s.tier)
+def check_silence(k: Known, rules: RulesConfig) -> list[Signal]:
+    s = k.signals
+    days, limit = k.days_without_contact, rules.silence.days_for(s.tier)
     if days is None or days < limit:
         return []
     since = "last contact" if s.last_contact_at else "creation (never contacted)"
@@ -48,25 +48,29 @@ def check_silence(s: CustomerSignals, rules: RulesConfig, as_of: datetime) -> li
                    f"no contact for {days} days since {since}; tier {s.tier or '-'} limit is {limit}")]
 
 
-def check_no_repurchase(s: CustomerSignals, rules: RulesConfig, as_of: datetime) -> list[Signal]:
+def no_repurchase_limit(k: Known, rules: RulesConfig) -> tuple[float, str]:
+    """Days since the last purchase beyond which no_repurchase fires, and why that many."""
     cfg = rules.no_repurchase
-    days = derived.days_since_last_purchase(s, as_of)
+    interval = k.usual_interval
+    if interval is None:
+        return cfg.no_cycle_days, "no purchase cycle yet"
+    return max(cfg.factor * interval, cfg.min_days), f"usual interval {_num(interval)} days x {_num(cfg.factor)}"
+
+
+def check_no_repurchase(k: Known, rules: RulesConfig) -> list[Signal]:
+    days = k.days_since_last_purchase
     if days is None:  # never bought: nothing to repurchase
         return []
-    interval = derived.usual_purchase_interval(s, as_of)
-    if interval is None:
-        limit, why = cfg.no_cycle_days, "no purchase cycle yet"
-    else:
-        limit = max(cfg.factor * interval, cfg.min_days)
-        why = f"usual interval {_num(interval)} days x {_num(cfg.factor)}"
+    limit, why = no_repurchase_limit(k, rules)
     if days <= limit:
         return []
-    return [Signal("days_since_purchase", days, _num(limit), f"{days} days since last purchase; limit {_num(limit)} ({why})")]
+    return [Signal("days_since_purchase", days, _num(limit),
+                   f"{days} days since last purchase; limit {_num(limit)} ({why})")]
 
 
-def check_interval_lengthening(s: CustomerSignals, rules: RulesConfig, as_of: datetime) -> list[Signal]:
+def check_interval_lengthening(k: Known, rules: RulesConfig) -> list[Signal]:
     cfg = rules.interval_lengthening
-    trend = derived.interval_trend(s, as_of, cfg.recent_gaps, cfg.min_earlier_gaps)
+    trend = k.interval_trend(cfg.recent_gaps, cfg.min_earlier_gaps)
     if trend is None:
         return []
     recent, usual = trend
@@ -77,33 +81,34 @@ def check_interval_lengthening(s: CustomerSignals, rules: RulesConfig, as_of: da
                    f"last {cfg.recent_gaps} gaps average {_num(recent)} days vs usual {_num(usual)} days")]
 
 
-def check_unanswered_followups(s: CustomerSignals, rules: RulesConfig, as_of: datetime) -> list[Signal]:
-    count, limit = s.consecutive_unanswered, rules.unanswered_followups.min_in_row
+def check_unanswered_followups(k: Known, rules: RulesConfig) -> list[Signal]:
+    count, limit = k.signals.consecutive_unanswered, rules.unanswered_followups.min_in_row
     if count < limit:
         return []
     return [Signal("unanswered_followups", count, limit, f"{count} follow-ups in a row without an answer")]
 
 
-def check_open_complaint(s: CustomerSignals, rules: RulesConfig, as_of: datetime) -> list[Signal]:
+def check_open_complaint(k: Known, rules: RulesConfig) -> list[Signal]:
     limit = rules.open_complaint.max_open_days
     return [Signal("complaint_open_days", days, limit, f"complaint {cid} open for {days} days")
-            for cid, days in derived.open_complaint_ages(s, as_of).items() if days > limit]
+            for cid, days in k.open_complaint_ages.items() if days > limit]
 
 
-def check_low_satisfaction(s: CustomerSignals, rules: RulesConfig, as_of: datetime) -> list[Signal]:
+def check_low_satisfaction(k: Known, rules: RulesConfig) -> list[Signal]:
     cfg = rules.low_satisfaction
-    scores = derived.scores_until(s, as_of)
+    scores = k.scores
     fired = []
     if scores and scores[-1] < cfg.below:
-        fired.append(Signal("latest_satisfaction", scores[-1], cfg.below, f"latest score {scores[-1]} is below {cfg.below}"))
-    drop = derived.satisfaction_drop(s, as_of, cfg.window)
+        fired.append(Signal("latest_satisfaction", scores[-1], cfg.below,
+                            f"latest score {scores[-1]} is below {cfg.below}"))
+    drop = k.satisfaction_drop(cfg.window)
     if drop is not None and drop >= cfg.min_drop:
         fired.append(Signal("satisfaction_drop", _num(drop), _num(cfg.min_drop),
                             f"mean of the last {cfg.window} scores fell {_num(drop)} points"))
     return fired
 
 
-RuleCheck = Callable[[CustomerSignals, RulesConfig, datetime], list[Signal]]
+RuleCheck = Callable[[Known, RulesConfig], list[Signal]]
 RULES: dict[str, RuleCheck] = {  # evaluation (and output) order
     "silence": check_silence,
     "no_repurchase": check_no_repurchase,
@@ -115,13 +120,20 @@ RULES: dict[str, RuleCheck] = {  # evaluation (and output) order
 RULE_NAMES = tuple(RULES)
 
 
-def evaluate(signals: CustomerSignals, rules: RulesConfig, as_of: datetime) -> list[FiredRule]:
-    """Every enabled rule that fires for this customer as of ``as_of``'s (UTC) day, in RULE_NAMES order."""
+def can_fire(signals: CustomerSignals) -> bool:
+    return not signals.archived and signals.lifecycle not in INACTIVE_LIFECYCLES
+
+
+def evaluate(signals: CustomerSignals, rules: RulesConfig, as_of: datetime, known: Known | None = None,
+             only: frozenset[str] | None = None) -> list[FiredRule]:
+    """Every enabled rule (of ``only``, when given) that fires for this customer as of ``as_of``'s (UTC) day, in
+    RULE_NAMES order; ``known`` (of the same signals and day) shares its work with the score."""
     require_aware(as_of)
-    if signals.archived or signals.lifecycle in INACTIVE_LIFECYCLES:
+    if not can_fire(signals):
         return []
+    known = known or Known(signals, as_of)
     fired = []
     for name, check in RULES.items():
-        if getattr(rules, name).enabled and (found := check(signals, rules, as_of)):
+        if (only is None or name in only) and getattr(rules, name).enabled and (found := check(known, rules)):
             fired.append(FiredRule(name, tuple(found)))
     return fired

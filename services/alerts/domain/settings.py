@@ -126,7 +126,7 @@ def overrides_from_environment(settings: Mapping[str, str]) -> dict[str, Any]:
 class AlertsSettings:
     """What the alerts service reads from its environment."""
     config_overrides: Mapping[str, Any] = field(default_factory=dict)  # AlertsConfig mapping from ALERTS_*
-    sweep_batch_size: int = 1000            # customers per sweep transaction
+    sweep_batch_size: int = 5000            # customers per sweep page (one transaction each)
     live_window_hours: int = 48             # events dated older than this are backfill (see docs/alerts.md)
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ order interactions arrived in.
 from __future__ import annotations
 
 import statistics
+from operator import attrgetter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -179,35 +180,130 @@ def _dt(value: datetime | str) -> datetime:
 
 # --- derived values (facts dated after as_of are not yet known, or count as 0 days old) ------------
 
-def _purchases_until(signals: CustomerSignals, as_of: datetime) -> list[Purchase]:
-    last_day = utc_day(as_of)
-    return [p for p in signals.purchases if utc_day(p.purchased_at) <= last_day]
+_UNSET = object()
+
+
+class Known:
+    """What is known of one customer as of one UTC day, each value worked out once: the score and the six
+    rules ask for the same few (purchase gaps, the 12-month window, scores) over and over, and the sweep asks
+    for a million customers."""
+
+    __slots__ = ("signals", "as_of", "day", "_purchases", "_days", "_gaps", "_interval", "_window", "_scores",
+                 "_drops")
+
+    def __init__(self, signals: CustomerSignals, as_of: datetime):
+        self.signals = signals
+        self.as_of = as_of
+        self.day = utc_day(as_of)
+        self._purchases = self._days = self._gaps = self._window = self._scores = None
+        self._interval = _UNSET
+        self._drops: dict = {}
+
+    @property
+    def purchases(self) -> tuple[Purchase, ...]:
+        """Purchases known by then: a prefix, as they are sorted by time (usually all of them)."""
+        if self._purchases is None:
+            day, purchases = self.day, self.signals.purchases
+            if purchases and utc_day(purchases[-1].purchased_at) > day:
+                purchases = tuple(p for p in purchases if utc_day(p.purchased_at) <= day)
+            self._purchases = purchases
+        return self._purchases
+
+    @property
+    def purchase_days(self) -> list:
+        """Distinct purchase days, oldest first (several orders on one day are one visit)."""
+        if self._days is None:
+            self._days = sorted({utc_day(p.purchased_at) for p in self.purchases})
+        return self._days
+
+    @property
+    def gaps(self) -> list[int]:
+        if self._gaps is None:
+            days = self.purchase_days
+            self._gaps = [(later - earlier).days for earlier, later in zip(days, days[1:])]
+        return self._gaps
+
+    @property
+    def usual_interval(self) -> float | None:
+        """Median gap in days; None until there are MIN_PURCHASE_DAYS_FOR_CYCLE distinct purchase days."""
+        if self._interval is _UNSET:
+            gaps = self.gaps
+            self._interval = (float(statistics.median(gaps)) if len(gaps) >= MIN_PURCHASE_DAYS_FOR_CYCLE - 1
+                              else None)
+        return self._interval
+
+    @property
+    def days_since_last_purchase(self) -> int | None:
+        purchases = self.purchases
+        return days_between(purchases[-1].purchased_at, self.as_of) if purchases else None
+
+    @property
+    def days_without_contact(self) -> int | None:
+        """Days since the last contact, or since the customer was created if never contacted (None if neither)."""
+        since = self.signals.last_contact_at or self.signals.created_at
+        return days_between(since, self.as_of) if since else None
+
+    @property
+    def rolling_12m(self) -> tuple[int, Decimal]:
+        """(number of purchases, total base-currency value) in the 365 days ending on as_of's day."""
+        if self._window is None:
+            first_day = self.day - timedelta(days=ROLLING_YEAR - 1)
+            inside = [p for p in self.purchases if utc_day(p.purchased_at) >= first_day]
+            self._window = len(inside), sum((p.amount_base for p in inside), Decimal(0))
+        return self._window
+
+    @property
+    def scores(self) -> list[int]:
+        if self._scores is None:
+            day, rated = self.day, self.signals.satisfaction
+            if rated and utc_day(rated[-1].rated_at) > day:
+                rated = [s for s in rated if utc_day(s.rated_at) <= day]
+            self._scores = [s.score for s in rated]
+        return self._scores
+
+    def satisfaction_drop(self, window: int = 3) -> float | None:
+        """Mean of the window before the last ``window`` scores minus the mean of the last ones (positive = falling)."""
+        if window not in self._drops:
+            scores = self.scores
+            self._drops[window] = (None if len(scores) < 2 * window else
+                                   statistics.fmean(scores[-2 * window:-window]) - statistics.fmean(scores[-window:]))
+        return self._drops[window]
+
+    def interval_trend(self, recent_gaps: int = 2, min_earlier_gaps: int = 2) -> tuple[float, float] | None:
+        """(mean of the last ``recent_gaps`` gaps, median of the gaps before them), or None without enough history."""
+        gaps = self.gaps
+        if len(gaps) < recent_gaps + min_earlier_gaps:
+            return None
+        return statistics.fmean(gaps[-recent_gaps:]), float(statistics.median(gaps[:-recent_gaps]))
+
+    @property
+    def open_complaint_ages(self) -> dict[str, int]:
+        """Complaint id -> whole days open, oldest first."""
+        ordered = sorted(self.signals.open_complaints.items(), key=lambda item: (item[1], item[0]))
+        return {cid: days_between(opened_at, self.as_of) for cid, opened_at in ordered}
+
+    def missed_tasks_within(self, window_days: int) -> int:
+        day = self.day
+        return sum(1 for missed_at in self.signals.missed_tasks.values()
+                   if utc_day(missed_at) <= day and days_between(missed_at, self.as_of) < window_days)
 
 
 def purchase_gaps(signals: CustomerSignals, as_of: datetime) -> list[int]:
     """Days between consecutive distinct purchase days (several orders on one day are one visit)."""
-    days = sorted({utc_day(p.purchased_at) for p in _purchases_until(signals, as_of)})
-    return [(later - earlier).days for earlier, later in zip(days, days[1:])]
+    return Known(signals, as_of).gaps
 
 
 def usual_purchase_interval(signals: CustomerSignals, as_of: datetime) -> float | None:
-    """Median gap in days; None until there are MIN_PURCHASE_DAYS_FOR_CYCLE distinct purchase days."""
-    gaps = purchase_gaps(signals, as_of)
-    return float(statistics.median(gaps)) if len(gaps) >= MIN_PURCHASE_DAYS_FOR_CYCLE - 1 else None
+    return Known(signals, as_of).usual_interval
 
 
 def interval_trend(signals: CustomerSignals, as_of: datetime, recent_gaps: int = 2,
                    min_earlier_gaps: int = 2) -> tuple[float, float] | None:
-    """(mean of the last ``recent_gaps`` gaps, median of the gaps before them), or None without enough history."""
-    gaps = purchase_gaps(signals, as_of)
-    if len(gaps) < recent_gaps + min_earlier_gaps:
-        return None
-    return statistics.fmean(gaps[-recent_gaps:]), float(statistics.median(gaps[:-recent_gaps]))
+    return Known(signals, as_of).interval_trend(recent_gaps, min_earlier_gaps)
 
 
 def days_since_last_purchase(signals: CustomerSignals, as_of: datetime) -> int | None:
-    purchases = _purchases_until(signals, as_of)
-    return days_between(purchases[-1].purchased_at, as_of) if purchases else None
+    return Known(signals, as_of).days_since_last_purchase
 
 
 def days_since_last_contact(signals: CustomerSignals, as_of: datetime) -> int | None:
@@ -215,40 +311,27 @@ def days_since_last_contact(signals: CustomerSignals, as_of: datetime) -> int | 
 
 
 def days_without_contact(signals: CustomerSignals, as_of: datetime) -> int | None:
-    """Days since the last contact, or since the customer was created if never contacted (None if neither)."""
-    since = signals.last_contact_at or signals.created_at
-    return days_between(since, as_of) if since else None
+    return Known(signals, as_of).days_without_contact
 
 
 def rolling_12m(signals: CustomerSignals, as_of: datetime) -> tuple[int, Decimal]:
-    """(number of purchases, total base-currency value) in the 365 days ending on as_of's day."""
-    first_day = utc_day(as_of) - timedelta(days=ROLLING_YEAR - 1)
-    window = [p for p in _purchases_until(signals, as_of) if utc_day(p.purchased_at) >= first_day]
-    return len(window), sum((p.amount_base for p in window), Decimal(0))
+    return Known(signals, as_of).rolling_12m
 
 
 def scores_until(signals: CustomerSignals, as_of: datetime) -> list[int]:
-    last_day = utc_day(as_of)
-    return [s.score for s in signals.satisfaction if utc_day(s.rated_at) <= last_day]
+    return Known(signals, as_of).scores
 
 
 def satisfaction_drop(signals: CustomerSignals, as_of: datetime, window: int = 3) -> float | None:
-    """Mean of the window before the last ``window`` scores minus the mean of the last ones (positive = falling)."""
-    scores = scores_until(signals, as_of)
-    if len(scores) < 2 * window:
-        return None
-    return statistics.fmean(scores[-2 * window:-window]) - statistics.fmean(scores[-window:])
+    return Known(signals, as_of).satisfaction_drop(window)
 
 
 def open_complaint_ages(signals: CustomerSignals, as_of: datetime) -> dict[str, int]:
-    """Complaint id -> whole days open, oldest first."""
-    ordered = sorted(signals.open_complaints.items(), key=lambda item: (item[1], item[0]))
-    return {cid: days_between(opened_at, as_of) for cid, opened_at in ordered}
+    return Known(signals, as_of).open_complaint_ages
 
 
 def missed_tasks_within(signals: CustomerSignals, as_of: datetime, window_days: int) -> int:
-    return sum(1 for missed_at in signals.missed_tasks.values()
-               if utc_day(missed_at) <= utc_day(as_of) and days_between(missed_at, as_of) < window_days)
+    return Known(signals, as_of).missed_tasks_within(window_days)
 
 
 # --- storage form (JSON-friendly) -------------------------------------------------------------------
@@ -268,19 +351,29 @@ def signals_to_dict(signals: CustomerSignals) -> dict[str, Any]:
 
 
 def signals_from_dict(data: Mapping[str, Any]) -> CustomerSignals:
+    """Read back what signals_to_dict wrote (the sweep reads a million of these: keep it lean)."""
+    when = datetime.fromisoformat
     opt = lambda v: _dt(v) if v else None  # noqa: E731
     return CustomerSignals(
         customer_id=data["customer_id"], tier=data.get("tier"), lifecycle=data.get("lifecycle"),
         owner_id=data.get("owner_id"), team=data.get("team"), archived=bool(data.get("archived", False)),
         created_at=opt(data.get("created_at")), last_contact_at=opt(data.get("last_contact_at")),
-        purchases=tuple(sorted(Purchase(_dt(at), pid, Decimal(amount)) for pid, at, amount in data.get("purchases", []))),
-        unanswered=tuple(sorted(UnansweredAttempt(_dt(at), iid) for iid, at in data.get("unanswered", []))),
-        open_complaints={k: _dt(v) for k, v in data.get("open_complaints", {}).items()},
-        resolved_complaint_ids=frozenset(data.get("resolved_complaint_ids", [])),
-        satisfaction=tuple(sorted(SatisfactionScore(_dt(at), iid, int(score))
-                                  for iid, at, score in data.get("satisfaction", []))),
-        missed_tasks={k: _dt(v) for k, v in data.get("missed_tasks", {}).items()},
+        purchases=tuple(sorted((Purchase(when(at), pid, Decimal(amount))
+                                for pid, at, amount in data.get("purchases", ())), key=_PURCHASE_ORDER)),
+        unanswered=tuple(sorted((UnansweredAttempt(when(at), iid) for iid, at in data.get("unanswered", ())),
+                                key=_ATTEMPT_ORDER)),
+        open_complaints={k: when(v) for k, v in data.get("open_complaints", {}).items()},
+        resolved_complaint_ids=frozenset(data.get("resolved_complaint_ids", ())),
+        satisfaction=tuple(sorted((SatisfactionScore(when(at), iid, int(score))
+                                   for iid, at, score in data.get("satisfaction", ())), key=_SCORE_ORDER)),
+        missed_tasks={k: when(v) for k, v in data.get("missed_tasks", {}).items()},
     )
+
+
+# the dataclasses' own order (time, then id; ids are unique), without their slow generated __lt__
+_PURCHASE_ORDER = attrgetter("purchased_at", "purchase_id")
+_ATTEMPT_ORDER = attrgetter("occurred_at", "interaction_id")
+_SCORE_ORDER = attrgetter("rated_at", "interaction_id")
 
 
 def _iso(moment: datetime | None) -> str | None:

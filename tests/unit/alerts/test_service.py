@@ -1,123 +1,34 @@
 """Alerts service through its entrypoints (nameko worker_factory, real SQLite, fixed clock).
 
 Events are fed the way the bus delivers them: built with the producers' contracts, serialised to the
-envelope and validated back (from_envelope), then handed to the subscriber methods.
+envelope and validated back (from_envelope), then handed to the consumer entrypoint (apply_events), one
+event per batch unless a test says otherwise.
 """
 from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import timedelta
 
 import pytest
 from marshmallow import ValidationError
-from nameko.testing.services import worker_factory
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-import crm_common.contracts  # noqa: F401 - registers every contract
 from crm_common.auth import Principal
 from crm_common.clock import FixedClock
-from crm_common.errors import Conflict, CrmError, Forbidden, NotFound
+from crm_common.db import EventFailed
+from crm_common.errors import Conflict, CrmError, EventRejected, Forbidden, NotFound
 from crm_common.events import from_envelope, make_event, to_envelope
-from crm_common.subscriber import EventRejected
-from crm_common.testing import InMemoryStore, api_request as request
-from services.alerts import handlers, models
+from crm_common.testing import api_request as request
+from services.alerts import alert_store, models
 from services.alerts.domain import AlertsSettings, DomainError
-from services.alerts.service import AlertsService
-
-UTC = timezone.utc
-NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
-ADMIN = Principal("admin", "admin")
-MGR_NORTH = Principal("mgr-north", "manager", "north")
-REP_N1 = Principal("rep-n1", "rep", "north")
-REP_S1 = Principal("rep-s1", "rep", "south")
-
-
-def ago(days: float, hours: float = 0) -> datetime:
-    return NOW - timedelta(days=days, hours=hours)
-
-
-def event(name, subject, data, time):
-    """Exactly what a subscriber receives: contract-checked, through the envelope and back."""
-    return from_envelope(to_envelope(make_event(name, subject, data, source="crm/test", time=time)))
-
-
-# ---------------------------------------------------------------- event builders (producer payloads)
-
-def created(cid, days_ago=400, owner="rep-n1", team="north", tier="B", lifecycle="active"):
-    at = ago(days_ago)
-    return event("customer.created", cid, {"customer_id": cid, "company": f"Co {cid}", "owner_id": owner,
-                                           "team": team, "tier": tier, "lifecycle": lifecycle, "created_at": at}, at)
-
-
-def purchase(cid, days_ago, amount="3000", pid=None, owner="rep-n1", team="north"):
-    at = ago(days_ago)
-    return event("purchase.recorded", cid, {
-        "customer_id": cid, "purchase_id": pid or f"{cid}-p{days_ago}", "amount": Decimal(amount), "currency": "USD",
-        "amount_base": Decimal(amount), "base_currency": "USD", "purchased_at": at, "owner_id": owner,
-        "team": team}, at)
-
-
-def interaction(cid, days_ago, outcome="reached", iid=None, kind="call", satisfaction=None, resolves=None,
-                hours=0):
-    at = ago(days_ago, hours)
-    return event("interaction.logged", cid, {
-        "interaction_id": iid or f"{cid}-i{days_ago}-{hours}-{outcome}", "customer_id": cid, "rep_id": "rep-n1",
-        "team": "north", "kind": kind, "phase": "post_sale", "occurred_at": at, "outcome": outcome,
-        "satisfaction": satisfaction, "resolves_complaint_id": resolves}, at)
-
-
-def tier_changed(cid, old, new, at=NOW):
-    return event("customer.tier_changed", cid, {"customer_id": cid, "old_tier": old, "new_tier": new,
-                                                "rolling_12m_total": Decimal("25000"), "as_of": at}, at)
-
-
-def lifecycle_changed(cid, old, new, at=NOW):
-    return event("customer.lifecycle_changed", cid, {"customer_id": cid, "old_lifecycle": old, "new_lifecycle": new,
-                                                     "reason": "test", "as_of": at}, at)
-
-
-def rep(rep_id, role="rep", team="north", manager_id=None, name=None, at=NOW, kind="rep.registered"):
-    return event(kind, rep_id, {"rep_id": rep_id, "name": name or rep_id, "team": team, "role": role,
-                                "manager_id": manager_id, "active": True}, at)
-
-
-def task_missed(cid, days_ago, task_id):
-    at = ago(days_ago)
-    return event("task.missed", cid, {"task_id": task_id, "customer_id": cid, "kind": "follow_up",
-                                      "due_at": at - timedelta(days=2), "missed_at": at}, at)
-
-
-def regular_history(cid, **kw):
-    """A B-tier customer buying every 30 days up to 10 days ago, contacted 5 days ago: healthy, no alert."""
-    return [created(cid, **kw)] + [purchase(cid, d) for d in (310, 280, 250, 220, 190, 160, 130, 100, 70, 40, 10)] \
-        + [interaction(cid, 5)]
-
-
-SUBSCRIBERS = {
-    "customer.created": "on_customer_created", "customer.updated": "on_customer_updated",
-    "customer.archived": "on_customer_archived", "customer.tier_changed": "on_tier_changed",
-    "customer.lifecycle_changed": "on_lifecycle_changed", "customer.owner_changed": "on_owner_changed",
-    "purchase.recorded": "on_purchase_recorded", "interaction.logged": "on_interaction_logged",
-    "task.missed": "on_task_missed", "task.completed": "on_task_completed", "rep.registered": "on_rep_registered",
-    "rep.updated": "on_rep_updated",
-}
-
-
-def deliver(service, *events):
-    return [getattr(service, SUBSCRIBERS[e.name])(e) for e in events]
-
+from tests.unit.alerts.histories import (
+    ADMIN, MGR_NORTH, NOW, REP_N1, REP_S1, ago, alert_rules, created, deliver, event, interaction, lifecycle_changed,
+    make_service, open_alerts, purchase, regular_history, rep, rows, task_missed, tier_changed,
+)
 
 # ---------------------------------------------------------------- fixtures
-
-def make_service(path, clock=None, settings=None):
-    store = InMemoryStore(models.metadata, models.infrastructure, "alerts", str(path))
-    svc = worker_factory(AlertsService, store=store, clock=clock or FixedClock(NOW),
-                         settings=settings or AlertsSettings())
-    return svc, store
-
 
 @pytest.fixture
 def clock():
@@ -140,20 +51,6 @@ def service(store_and_service):
 @pytest.fixture
 def store(store_and_service):
     return store_and_service[0]
-
-
-def rows(store, table, *where):
-    with store.session_factory() as session:
-        return session.execute(select(table).where(*where)).all()
-
-
-def open_alerts(store, cid=None):
-    t = models.alerts
-    return rows(store, t, t.c.open_key.isnot(None), *([t.c.customer_id == cid] if cid else []))
-
-
-def alert_rules(store, cid):
-    return sorted(r.rule for r in open_alerts(store, cid))
 
 
 def sweep(service, as_of=NOW):
@@ -217,7 +114,7 @@ def test_regular_customer_stays_healthy_and_quiet(service, store):
     deliver(service, *regular_history("c"))
     result = sweep(service)
     assert result["alerts_raised"] == 0 and result["customers"] == 1
-    [row] = rows(store, models.customer_signals)
+    [row] = rows(store, models.customer_health)
     assert row.band == "healthy" and row.score >= 70
 
 
@@ -226,10 +123,13 @@ def test_regular_customer_stays_healthy_and_quiet(service, store):
 def test_redelivered_events_change_nothing(service, store):
     history = regular_history("c") + [interaction("c", 0, "no_answer", hours=h) for h in (3, 2, 1)]
     assert all(deliver(service, *history))
-    before = [dict(r._mapping) for r in rows(store, models.customer_signals)]
+    def state():
+        return [dict(r._mapping) for table in (models.customer_signals, models.customer_health)
+                for r in rows(store, table)]
+    before = state()
     outbox_before = len(store.events())
     assert not any(deliver(service, *history))                 # every one a duplicate: False
-    assert [dict(r._mapping) for r in rows(store, models.customer_signals)] == before
+    assert state() == before
     assert len(store.events()) == outbox_before
     assert len(store.events("alert.raised")) == 1
 
@@ -312,7 +212,7 @@ def test_the_same_history_as_of_a_fixed_day_gives_the_same_alerts_in_any_order(t
         svc, store = make_service(tmp_path / f"replay{seed}.db", FixedClock(day))
         deliver(svc, *events)
         svc.sweep(day)
-        scores = sorted((r.customer_id, r.score, r.band) for r in rows(store, models.customer_signals))
+        scores = sorted((r.customer_id, r.score, r.band) for r in rows(store, models.customer_health))
         results.append((alert_fingerprint(store), scores))
         svc.sweep(day)                                           # sweeping the same day again adds nothing
         assert alert_fingerprint(store) == results[-1][0]
@@ -548,8 +448,9 @@ def test_resolve_needs_a_known_outcome(service, store):
 def test_an_event_about_another_customer_than_its_subject_is_rejected_and_nothing_is_written(service, store):
     bad = from_envelope({**to_envelope(make_event("purchase.recorded", "other", purchase("c", 3).data,
                                                   source="crm/test", time=ago(3)))})
-    with pytest.raises(EventRejected):
-        service.on_purchase_recorded(bad)
+    with pytest.raises(EventFailed) as failed:
+        service.apply_events([bad])
+    assert failed.value.event.id == bad.id and isinstance(failed.value.error, EventRejected)
     assert rows(store, models.customer_signals) == []
     assert rows(store, models.infrastructure["processed_events"], models.infrastructure["processed_events"]
                 .c.event_id == bad.id) == []
@@ -559,10 +460,11 @@ def test_events_before_the_customer_is_known_are_kept_but_judge_nothing(service,
     deliver(service, *[purchase("c", d) for d in (100, 70, 40)], *[interaction("c", 0, "no_answer", hours=h)
                                                                   for h in (3, 2, 1)])
     [row] = rows(store, models.customer_signals)
-    assert (row.known, row.score, row.owner_id) == (False, None, "rep-n1")
+    [health] = rows(store, models.customer_health)
+    assert (row.known, health.score, row.owner_id) == (False, None, "rep-n1")
     assert sweep(service)["customers"] == 0 and open_alerts(store) == []
     deliver(service, created("c"))
-    assert rows(store, models.customer_signals)[0].score is not None
+    assert rows(store, models.customer_health)[0].score is not None
 
 
 # ---------------------------------------------------------------- settings
@@ -647,8 +549,8 @@ def test_a_racing_raise_of_the_same_alert_is_skipped_and_the_transaction_goes_on
         row = uow.session.execute(select(models.customer_signals)).first()
         fired = [FiredRule("silence", (Signal("days_since_contact", 35, 30),)),
                  FiredRule("no_repurchase", (Signal("days_since_purchase", 99, 45),))]
-        raised = handlers._raise_alerts(uow, signals_from_dict(row.signals), fired, NOW, 50, "test", AlertsConfig(),
-                                        open_rules=set(), resolved_at_by_rule=None)
+        candidates = alert_store.new_alerts(signals_from_dict(row.signals), fired, NOW, 50, "test")
+        raised = alert_store.insert_alerts(uow, candidates, AlertsConfig())
         uow.commit()
     assert len(raised) == 1 and raised[0] != alert_id
     assert alert_rules(store, "c") == ["no_repurchase", "silence"]
