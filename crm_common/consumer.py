@@ -106,7 +106,10 @@ def partition_queues(service: str, routing_keys, partitions, amqp_uri: str) -> l
                   queue_arguments={"x-single-active-consumer": True}) for index in sorted(partitions)]
 
 
-def declare_topology(channel, service: str, routing_keys, partitions, amqp_uri: str) -> list[Queue]:
+def declare_topology(channel, service: str, routing_keys, partitions: int, amqp_uri: str) -> dict[int, Queue]:
+    """Every partition queue, whichever replica holds it: the consistent-hash ring is its set of bound
+    queues, so binding one only when it is first leased would move subjects to another partition while
+    events of theirs still wait in the old one (applied out of order, then skipped as stale)."""
     for exchange in (events_exchange, dead_letter_exchange):
         exchange(channel).declare()
     dead_letter_queue(service)(channel).declare()
@@ -115,8 +118,9 @@ def declare_topology(channel, service: str, routing_keys, partitions, amqp_uri: 
         inbound.declare()
         for key in routing_keys:
             inbound.bind_to(events_exchange, routing_key=key)
-    queues = [queue(channel) for queue in partition_queues(service, routing_keys, partitions, amqp_uri)]
-    for queue in queues:
+    queues = {index: queue(channel)
+              for index, queue in enumerate(partition_queues(service, routing_keys, range(partitions), amqp_uri))}
+    for queue in queues.values():
         queue.declare()
     return queues
 
@@ -164,6 +168,7 @@ class EventConsumer(Entrypoint):
         self.publisher = BrokerPublisher(self.amqp_uri, declare=(dead_letter_queue(self.service),))
         self._running = False
         self._thread = None
+        self.consuming: frozenset[int] = frozenset()  # the partitions subscribed to right now
 
     def start(self):
         self._running = True
@@ -219,31 +224,40 @@ class EventConsumer(Entrypoint):
         """Consume the leased partitions until the lease changes (then the channel closes, returning
         prefetched messages to the front of their queues, for the partition's next holder)."""
         channel = connection.channel()
-        queues = declare_topology(channel, self.service, self.table.routing_keys, partitions, self.amqp_uri)
+        declared = declare_topology(channel, self.service, self.table.routing_keys, self.partitions, self.amqp_uri)
         metrics.PARTITIONS_HELD.labels(self.service).set(len(partitions))
         channel.basic_qos(0, self.batch_size, False)
         pending: list = []
-        consumer = KombuConsumer(channel, queues, on_message=pending.append, accept=["json"])
-        lease_check = time.monotonic() + LEASE_TICK_SECONDS
+        consumer = KombuConsumer(channel, [declared[index] for index in sorted(partitions)],
+                                 on_message=pending.append, accept=["json"])
         with consumer:
-            first_at = None
-            while self._running:
-                if not pending and time.monotonic() >= lease_check:
-                    lease_check = time.monotonic() + LEASE_TICK_SECONDS
-                    if self._lease_changed(partitions):
-                        return
-                wait = self.batch_seconds if first_at is None else max(0.0, first_at + self.batch_seconds - time.monotonic())
-                try:
-                    connection.drain_events(timeout=wait if pending else 0.25)
-                except socket.timeout:
-                    pass
-                if pending and first_at is None:
-                    first_at = time.monotonic()
-                if pending and (len(pending) >= self.batch_size or time.monotonic() >= first_at + self.batch_seconds):
-                    batch, pending[:] = list(pending), []
-                    first_at = None
-                    self._handle(batch, channel)
-                connection.heartbeat_check()
+            self.consuming = frozenset(partitions)
+            try:
+                self._drain(connection, channel, partitions, pending)
+            finally:
+                self.consuming = frozenset()
+
+    def _drain(self, connection, channel, partitions: set[int], pending: list):
+        """Apply what arrives in batches (batch_size, or batch_seconds after the first message)."""
+        lease_check = time.monotonic() + LEASE_TICK_SECONDS
+        first_at = None
+        while self._running:
+            if not pending and time.monotonic() >= lease_check:
+                lease_check = time.monotonic() + LEASE_TICK_SECONDS
+                if self._lease_changed(partitions):
+                    return
+            wait = self.batch_seconds if first_at is None else max(0.0, first_at + self.batch_seconds - time.monotonic())
+            try:
+                connection.drain_events(timeout=wait if pending else 0.25)
+            except socket.timeout:
+                pass
+            if pending and first_at is None:
+                first_at = time.monotonic()
+            if pending and (len(pending) >= self.batch_size or time.monotonic() >= first_at + self.batch_seconds):
+                batch, pending[:] = list(pending), []
+                first_at = None
+                self._handle(batch, channel)
+            connection.heartbeat_check()
 
     def _lease_changed(self, partitions: set[int]) -> bool:
         try:

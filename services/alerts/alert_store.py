@@ -135,7 +135,7 @@ def insert_alerts(uow, candidates: list[tuple], cfg: domain.AlertsConfig) -> lis
     return [c[0].alert_id for c in inserted]
 
 
-def resolve_row(uow, row, outcome: str, by: str, note: str, now: datetime, lifecycle: str | None) -> domain.Alert:
+def resolve_row(uow, row, outcome: str, by: str, note: str, now: datetime) -> domain.Alert:
     at = max(now, utc(row.raised_at))
     done = transition(lambda: domain.resolve(as_alert(row), outcome, by, at))
     uow.session.execute(update(alerts).where(alerts.c.alert_id == row.alert_id).values(
@@ -143,20 +143,20 @@ def resolve_row(uow, row, outcome: str, by: str, note: str, now: datetime, lifec
         note=note or row.note or "", updated_at=now))
     others = uow.session.execute(select(func.count()).select_from(alerts).where(
         alerts.c.customer_id == row.customer_id, alerts.c.open_key.isnot(None))).scalar_one()
-    clears = bool(domain.commands_on_resolve(done, others, lifecycle))
+    clears = bool(domain.commands_on_resolve(done, others))
     uow.emit("alert.resolved", done.customer_id, {
         **event_fields(done), "outcome": outcome, "resolved_by": by, "resolved_at": at, "raised_at": done.raised_at,
         "clears_at_risk": clears, "open_alerts": others, "note": note or ""}, time=at)
     return done
 
 
-def close_open_alerts(uow, customer_id: str, now: datetime, note: str, lifecycle: str | None) -> None:
+def close_open_alerts(uow, customer_id: str, now: datetime, note: str) -> None:
     """An archived customer is gone: its open alerts close as lost (no at_risk flag is lifted)."""
     rows = uow.session.execute(select(alerts).where(alerts.c.customer_id == customer_id,
                                                     alerts.c.open_key.isnot(None))
                                .order_by(alerts.c.alert_id).with_for_update()).all()
     for row in rows:
-        resolve_row(uow, row, "lost", SYSTEM_ACTOR, note, now, lifecycle)
+        resolve_row(uow, row, "lost", SYSTEM_ACTOR, note, now)
 
 
 def move_open_alerts(uow, moves: list[dict], now: datetime) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from crm_common.auth import Principal
 from crm_common.errors import CrmError
 from services.alerts import alert_store, customer_store, domain, queries, rules_store
-from services.alerts.models import alerts, customer_signals
+from services.alerts.models import alerts
 
 
 def acknowledge(uow, actor: Principal, alert_id: str, note: str | None, now: datetime) -> dict:
@@ -29,9 +29,7 @@ def acknowledge(uow, actor: Principal, alert_id: str, note: str | None, now: dat
 def resolve(uow, actor: Principal, alert_id: str, outcome: str, note: str | None, now: datetime,
             settings: domain.AlertsSettings) -> dict:
     row = alert_store.load_alert(uow, actor, alert_id, for_update=True)
-    lifecycle = uow.session.execute(select(customer_signals.c.lifecycle)
-                                    .where(customer_signals.c.customer_id == row.customer_id)).scalar()
-    done = alert_store.resolve_row(uow, row, outcome, actor.user_id, note or "", now, lifecycle)
+    done = alert_store.resolve_row(uow, row, outcome, actor.user_id, note or "", now)
     # the rule may be raised again once the re-alert cooldown is over: the sweep must look then
     cooldown = rules_store.current_config(uow, settings).realert_cooldown
     customer_store.due_by(uow, row.customer_id, done.resolved_at + cooldown)

@@ -94,8 +94,7 @@ def flush(uow, ctx: Context) -> None:
                                        for cid in ids if folds[cid].owner_moved], now)
     for cid in ids:
         if folds[cid].archived_now:
-            alert_store.close_open_alerts(uow, cid, now, note="customer archived",
-                                          lifecycle=folds[cid].after.signals.lifecycle)
+            alert_store.close_open_alerts(uow, cid, now, note="customer archived")
     alert_store.insert_alerts(uow, candidates, cfg)
 
 

@@ -137,13 +137,12 @@ def expected(subjects, per_subject):
 
 def held(container) -> int:
     (consumer,) = [e for e in container.entrypoints if isinstance(e, EventConsumer)]
-    return len(consumer._leased()) if consumer._running else 0
+    return len(consumer.consuming)
 
 
 def consuming(container):
-    """Until it holds every partition (its queues exist from then on: nothing published is dropped)."""
-    wait_for(lambda: held(container) == 4, timeout=30, message="the partitions leased")
-    time.sleep(0.5)
+    """Until it consumes every partition (their queues exist from then on: nothing published is dropped)."""
+    wait_for(lambda: held(container) == 4, timeout=30, message="the partitions consumed")
 
 
 def test_two_replicas_share_partitions_and_keep_each_subject_in_order(start_probe, infra, probe_db):
@@ -156,6 +155,36 @@ def test_two_replicas_share_partitions_and_keep_each_subject_in_order(start_prob
     with make_engine(probe_db).connect() as connection:
         holders = connection.execute(sa.text("SELECT count(DISTINCT holder) FROM partition_leases")).scalar()
     assert holders == 2
+
+
+def test_a_replica_holding_some_partitions_binds_them_all(start_probe, infra, probe_db):
+    """The hash ring is the set of bound queues: were a partition bound only once leased, subjects would
+    move between partitions while their earlier events still wait, and be applied out of order."""
+    from datetime import timedelta
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    with make_engine(probe_db).begin() as connection:  # another live replica holds p2 and p3
+        connection.execute(tables["consumer_members"].insert().values(holder="other", seen_at=later))
+        connection.execute(tables["partition_leases"].insert(), [
+            {"partition": index, "holder": "other" if index >= 2 else None, "expires_at": later}
+            for index in range(4)])
+    probe = start_probe()
+    wait_for(lambda: held(probe) == 2, timeout=30, message="the two free partitions consumed")
+    with Connection(infra["CRM_AMQP_URI"]) as connection:
+        channel = connection.default_channel
+        for index in range(4):
+            channel.queue_declare(f"pipeprobe.events.p{index}", passive=True)  # raises if it does not exist
+    subjects = [f"b{i}" for i in range(40)]
+    publish(infra, stage_events(subjects, 3))
+    with Connection(infra["CRM_AMQP_URI"]) as connection:
+        channel = connection.default_channel
+        waiting = lambda: sum(channel.queue_declare(f"pipeprobe.events.p{index}", passive=True).message_count  # noqa: E731
+                              for index in (2, 3))
+        # every event is either applied (its subject in p0 or p1) or waits in p2 or p3 for the other replica
+        wait_for(lambda: waiting() + sum(t for t, _ in read_totals(probe_db).values()) == 3 * len(subjects),
+                 timeout=20, message="each event applied or waiting for its partition's holder")
+        assert waiting() > 0
+    applied = read_totals(probe_db)
+    assert all(total == 3 for total, _ in applied.values()) and 0 < len(applied) < len(subjects)
 
 
 def test_a_batch_redelivered_after_its_commit_changes_nothing(start_probe, infra, probe_db, monkeypatch):

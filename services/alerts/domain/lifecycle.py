@@ -138,14 +138,12 @@ def commands_on_raise(alert: Alert, customer_lifecycle: str | None,
     return commands
 
 
-def commands_on_resolve(alert: Alert, other_open_alerts: int = 0,
-                        customer_lifecycle: str | None = None) -> list[Command]:
-    """recovered / false_alarm lift at_risk unless another open alert still holds the customer there (or the
-    customer, when its lifecycle is given, is no longer at_risk); lost changes nothing here: churn is the
-    customers service's call."""
+def commands_on_resolve(alert: Alert, other_open_alerts: int = 0) -> list[Command]:
+    """recovered / false_alarm lift at_risk unless another open alert still holds the customer there; lost
+    changes nothing here: churn is the customers service's call. Alerts' copy of the customer's lifecycle
+    may lag behind customers, so it is not consulted: lifting a flag that is already down changes nothing."""
     if alert.status != RESOLVED:
         raise DomainError("only a resolved alert has resolution effects", "status")
-    if (alert.outcome in ("recovered", "false_alarm") and other_open_alerts == 0
-            and customer_lifecycle in (None, "at_risk")):
+    if alert.outcome in ("recovered", "false_alarm") and other_open_alerts == 0:
         return [ClearAtRisk(alert.customer_id, alert.alert_id, reason=f"alert_{alert.outcome}")]
     return []

@@ -541,7 +541,6 @@ def test_resolution_effects():
     recovered = resolve(new_alert(), "recovered", "r", day(1))
     assert commands_on_resolve(recovered) == [ClearAtRisk("c1", "a1")]
     assert commands_on_resolve(recovered, other_open_alerts=1) == []
-    assert commands_on_resolve(recovered, customer_lifecycle="active") == []
     assert commands_on_resolve(resolve(new_alert(), "false_alarm", "r", day(1)))[0].reason == "alert_false_alarm"
     assert commands_on_resolve(resolve(new_alert(), "lost", "r", day(1))) == []
     with pytest.raises(DomainError):
