@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -160,40 +161,44 @@ class UnitOfWork:
             self.session = None
 
     def commit(self) -> None:
-        if self.events and _dialect(self.session) == "postgresql":
-            # delivered at commit to every replica's relay (LISTEN), so none waits for its poll
-            self.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.source)})
+        if self.events:
+            self._write_outbox()
+            if _dialect(self.session) == "postgresql":
+                # delivered at commit to every replica's relay (LISTEN), so none waits for its poll
+                self.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.source)})
         self.session.commit()
         if self.events and self._on_commit:
             self._on_commit()
         self.events = []
 
     def emit(self, name: str, subject, data: dict, time: datetime | None = None) -> Event:
-        """Record an event in the outbox, inside the current transaction, numbered in its subject's sequence."""
+        """Record an event for this transaction (validated now); at commit it goes to the outbox, numbered
+        in its subject's sequence. Its ``sequence`` is set then, in ``events``, not on the one returned."""
         evt = make_event(name, subject, data, source=f"crm/{self.source}", time=time)
-        evt = replace(evt, sequence=self._next_sequence(evt.subject))
-        self.session.execute(insert(self._tables["outbox"]).values(
-            event_id=evt.id, routing_key=evt.routing_key, subject=evt.subject, sequence=evt.sequence,
-            body=json.dumps(to_envelope(evt)), created_at=datetime.now(timezone.utc),
-        ))
         self.events.append(evt)
         return evt
 
-    def _next_sequence(self, subject: str) -> int:
-        """The subject's next number. The row stays locked until commit, so two transactions emitting
-        for one subject take turns: numbers follow commit order, and so does the outbox id."""
-        sequences = self._tables["subject_sequences"]
-        bump = (update(sequences).where(sequences.c.subject == subject)
-                .values(last_sequence=sequences.c.last_sequence + 1).returning(sequences.c.last_sequence))
-        number = self.session.execute(bump).scalar()
-        if number is None:
-            try:
-                with self.session.begin_nested():
-                    self.session.execute(insert(sequences).values(subject=subject, last_sequence=1))
-                return 1
-            except IntegrityError:  # another transaction numbered its first event meanwhile
-                number = self.session.execute(bump).scalar_one()
-        return number
+    def _write_outbox(self) -> None:
+        """Every event of the transaction numbered and written in two statements, whatever their count."""
+        counts = Counter(evt.subject for evt in self.events)
+        numbers = {subject: last - counts[subject] for subject, last in self._take_sequences(counts).items()}
+        now, numbered = datetime.now(timezone.utc), []
+        for evt in self.events:
+            numbers[evt.subject] += 1
+            numbered.append(replace(evt, sequence=numbers[evt.subject]))
+        self.session.execute(insert(self._tables["outbox"]), [
+            {"event_id": evt.id, "routing_key": evt.routing_key, "subject": evt.subject, "sequence": evt.sequence,
+             "body": json.dumps(to_envelope(evt)), "created_at": now} for evt in numbered])
+        self.events = numbered
+
+    def _take_sequences(self, counts: Counter) -> dict[str, int]:
+        """Each subject's sequence moved on by its count; the last number taken, per subject. The rows stay
+        locked until commit, so two transactions emitting for one subject take turns: numbers follow
+        commit order, and so does the outbox id. Subjects in sorted order, so two such never deadlock."""
+        rows = self.session.execute(_bump_sequences(self.session, self._tables["subject_sequences"]),
+                                    [{"subject": subject, "last_sequence": counts[subject]}
+                                     for subject in sorted(counts)])
+        return {row.subject: row.last_sequence for row in rows}
 
     def audit(self, actor, action: str, entity: str, entity_id, changes: dict) -> None:
         self.session.execute(insert(self._tables["audit_log"]).values(
@@ -453,6 +458,20 @@ def _upsert(session, table: Table, keys: list[str], columns: list[str]):
         statement = module.insert(table)
         _STATEMENTS[key] = statement.on_conflict_do_update(
             index_elements=keys, set_={name: statement.excluded[name] for name in columns})
+    return _STATEMENTS[key]
+
+
+def _bump_sequences(session, table: Table):
+    """INSERT (subject, n) ... ON CONFLICT add n to last_sequence, RETURNING the new last (both dialects)."""
+    dialect = _dialect(session)
+    key = ("bump", dialect, table.name)
+    if key not in _STATEMENTS:
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(table)
+        _STATEMENTS[key] = statement.on_conflict_do_update(
+            index_elements=["subject"],
+            set_={"last_sequence": table.c.last_sequence + statement.excluded.last_sequence},
+        ).returning(table.c.subject, table.c.last_sequence)
     return _STATEMENTS[key]
 
 
