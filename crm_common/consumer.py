@@ -1,7 +1,8 @@
 """What a service consumes, and the one entrypoint that consumes it: in order per subject, in batches.
 
 A service declares one table, ``CONSUMES = Consumes({"customer.created": on_created, ...})``: event name
--> ``handler(uow, event, context)``, plus an optional ``flush(uow, context)`` run once per batch before
+-> ``handler(uow, event, context)``, plus an optional ``prepare(uow, events, context)`` run once per batch
+before the handlers (reads the whole batch needs) and ``flush(uow, context)`` run once per batch before
 commit (for writes added up across the batch). Queues, bindings, the replay plan and the docs all come
 from that table. service.py has one method::
 
@@ -62,10 +63,13 @@ DEFAULT_EXCHANGE = Exchange("", type="direct")
 
 @dataclass(frozen=True)
 class Consumes:
-    """A service's table of consumed events: name -> handler(uow, event, context)."""
+    """A service's table of consumed events: name -> handler(uow, event, context); ``prepare(uow, events,
+    context)`` runs before the handlers (to read what the whole batch needs at once), ``flush(uow,
+    context)`` after them."""
 
     handlers: Mapping[str, Callable]
     flush: Callable | None = None
+    prepare: Callable | None = None
     routing_keys: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):

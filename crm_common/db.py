@@ -337,6 +337,8 @@ class Transactions:
         ``EventFailed`` naming the event, so the consumer can split the batch around it."""
         with self() as uow:
             fresh = uow.claim_batch(events)
+            if fresh and table.prepare is not None:  # a failure here splits the batch, like one in flush
+                table.prepare(uow, fresh, context)
             for evt in fresh:
                 handler = table.handlers.get(evt.name)
                 try:

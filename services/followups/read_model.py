@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from types import SimpleNamespace
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crm_common.auth import Principal
@@ -33,32 +33,95 @@ def as_namespace(row) -> SimpleNamespace:
     return SimpleNamespace(**{k: utc(v) if isinstance(v, datetime) else v for k, v in row._mapping.items()})
 
 
-def ensure_customer(uow, customer_id: str, now: datetime, owner_id=None, team=None) -> SimpleNamespace:
+class CustomerRows:
+    """The customer rows a transaction works on, locked and read once each (``load`` takes many in one
+    query). Changes go to the row in memory; ``deferred`` keeps them until ``write`` (one insert of the
+    new rows, one update of the changed), else each is written at once."""
+
+    def __init__(self, now: datetime, deferred: bool = False):
+        self.now, self.deferred = now, deferred
+        self.rows: dict[str, SimpleNamespace] = {}
+        self.absent: set[str] = set()  # looked for, not there
+        self.new: set[str] = set()
+        self.changed: set[str] = set()
+        self.columns: set[str] = set()  # the columns changed, written for every changed row
+
+    def load(self, uow, customer_ids) -> None:
+        wanted = sorted(set(customer_ids) - set(self.rows) - self.absent)
+        self.absent |= set(wanted)
+        for start in range(0, len(wanted), 500):  # in id order, so two batches lock alike
+            for row in uow.session.execute(select(customer_view).where(
+                    customer_view.c.customer_id.in_(wanted[start:start + 500]))
+                    .order_by(customer_view.c.customer_id).with_for_update()):
+                self.rows[row.customer_id] = as_namespace(row)
+                self.absent.discard(row.customer_id)
+
+    def get(self, uow, customer_id: str) -> SimpleNamespace | None:
+        if customer_id not in self.rows:
+            self.load(uow, [customer_id])
+        return self.rows.get(customer_id)
+
+    def ensure(self, uow, customer_id: str, owner_id=None, team=None) -> SimpleNamespace:
+        """The customer's row; a stub when a later fact arrived before customer.created."""
+        row = self.get(uow, customer_id)
+        if row is None:
+            row = SimpleNamespace(**{column.name: None for column in customer_view.columns})
+            row.__dict__.update(customer_id=customer_id, owner_id=owner_id, team=team, important_dates=[],
+                                archived=False, has_purchased=False, updated_at=self.now)
+            self.rows[customer_id] = row
+            self.new.add(customer_id)
+            if not self.deferred:
+                self.write(uow)
+                row = self.rows[customer_id]
+        elif row.owner_id is None and row.owner_as_of is None and owner_id is not None:
+            row = self.set(uow, row, {"owner_id": owner_id, "team": team})
+        return row
+
+    def set(self, uow, customer: SimpleNamespace, values: dict) -> SimpleNamespace:
+        """``values`` on the customer's row (and on the namespace given)."""
+        if values:
+            row = self.rows.setdefault(customer.customer_id, customer)
+            for key, value in {**values, "updated_at": self.now}.items():
+                setattr(row, key, utc(value) if isinstance(value, datetime) else value)
+                setattr(customer, key, getattr(row, key))
+            self.changed.add(customer.customer_id)
+            self.columns |= set(values) | {"updated_at"}
+            if not self.deferred:
+                self.write(uow)
+        return customer
+
+    def write(self, uow) -> None:
+        if self.deferred and self.new:  # a row inserted meanwhile by a request fails the batch, which is retried
+            uow.session.execute(insert(customer_view), [vars(self.rows[c]) for c in sorted(self.new)])
+            self.new, self.changed = set(), self.changed - self.new
+        for customer_id in sorted(self.new):
+            try:
+                # a request and an event may both see the customer first: the loser re-reads the winner's row
+                with uow.session.begin_nested():
+                    uow.session.execute(insert(customer_view).values(**vars(self.rows[customer_id])))
+            except IntegrityError:
+                del self.rows[customer_id]
+                self.absent.discard(customer_id)
+                self.get(uow, customer_id)
+        changed = sorted(self.changed - self.new)
+        if changed:
+            uow.session.execute(update(customer_view).where(customer_view.c.customer_id == bindparam("row_id")),
+                                [{"row_id": customer_id, **{column: getattr(self.rows[customer_id], column)
+                                                            for column in sorted(self.columns)}}
+                                 for customer_id in changed])
+        self.new, self.changed, self.columns = set(), set(), set()
+
+
+def ensure_customer(uow, customer_id: str, now: datetime, owner_id=None, team=None,
+                    rows: CustomerRows | None = None) -> SimpleNamespace:
     """The customer's row, locked; a stub when a later fact arrived before customer.created."""
-    row = customer_row(uow, customer_id)
-    if row is None:
-        try:
-            # a request and an event may both see the customer first: the loser re-reads the winner's row
-            with uow.session.begin_nested():
-                uow.session.execute(insert(customer_view).values(
-                    customer_id=customer_id, owner_id=owner_id, team=team, important_dates=[], archived=False,
-                    has_purchased=False, updated_at=now))
-        except IntegrityError:
-            pass
-        row = customer_row(uow, customer_id)
-    elif row.owner_id is None and row.owner_as_of is None and owner_id is not None:
-        row = set_customer(uow, row, {"owner_id": owner_id, "team": team}, now)
-    return row
+    return (rows or CustomerRows(now)).ensure(uow, customer_id, owner_id, team)
 
 
-def set_customer(uow, customer: SimpleNamespace, values: dict, now: datetime) -> SimpleNamespace:
+def set_customer(uow, customer: SimpleNamespace, values: dict, now: datetime,
+                 rows: CustomerRows | None = None) -> SimpleNamespace:
     """Write ``values`` to the customer's row and return the namespace updated alike."""
-    if values:
-        uow.session.execute(update(customer_view).where(customer_view.c.customer_id == customer.customer_id)
-                            .values(**values, updated_at=now))
-        for key, value in values.items():
-            setattr(customer, key, utc(value) if isinstance(value, datetime) else value)
-    return customer
+    return (rows or CustomerRows(now)).set(uow, customer, values)
 
 
 def dates_json(items) -> list[dict]:
@@ -73,21 +136,24 @@ def dates_json(items) -> list[dict]:
 
 
 def apply_snapshot(uow, data: dict, at: datetime, now: datetime, policy: CadencePolicy, *,
-                   in_stream_order: bool = False) -> None:
+                   in_stream_order: bool = False, rows: CustomerRows | None = None) -> None:
     """customer.created / customer.updated (or the RPC answer): the full record as of ``at``."""
-    row = ensure_customer(uow, data["customer_id"], now)
+    row = ensure_customer(uow, data["customer_id"], now, rows=rows)
     snapshot = {**data, "important_dates": dates_json(data.get("important_dates")),
                 "created_at": task_store.as_utc(data.get("created_at"))}
-    row = set_customer(uow, row, domain.snapshot_changes(row, snapshot, at, in_stream_order=in_stream_order), now)
+    row = set_customer(uow, row, domain.snapshot_changes(row, snapshot, at, in_stream_order=in_stream_order), now,
+                       rows=rows)
     if data.get("archived") and not row.archived:
-        archive_customer(uow, row.customer_id, now)
+        archive_customer(uow, row.customer_id, now, rows=rows)
         return
     cadence.sync_cadence(uow, row, now, policy)
 
 
-def archive_customer(uow, customer_id: str, now: datetime, owner_id=None, team=None) -> None:
+def archive_customer(uow, customer_id: str, now: datetime, owner_id=None, team=None,
+                     rows: CustomerRows | None = None) -> None:
     """An archived customer leaves cadences: every open task is skipped with the reason."""
-    set_customer(uow, ensure_customer(uow, customer_id, now, owner_id, team), {"archived": True}, now)
+    set_customer(uow, ensure_customer(uow, customer_id, now, owner_id, team, rows=rows), {"archived": True}, now,
+                 rows=rows)
     rows = uow.session.execute(select(tasks).where(tasks.c.customer_id == customer_id, tasks.c.status == "open")
                                .with_for_update()).all()
     for row in rows:
