@@ -204,6 +204,14 @@ def wait_consuming(name: str, uri: str, engine, process, consumed: set, timeout:
     connection.close()
 
 
+def first_applied(engine, baseline: int) -> datetime:
+    """When the first event of the mix was applied: the start of the timed stretch (startup excluded)."""
+    with engine.connect() as conn:
+        moment = conn.execute(select(PROCESSED.c.processed_at).where(NOT_PROBE).order_by(PROCESSED.c.processed_at)
+                              .offset(baseline).limit(1)).scalar_one()
+    return utc(moment)
+
+
 def bench_service(name: str, uri: str, customers: int, window: int, run_dir: str, seed: int) -> dict:
     url = database_url(name)
     figures, consumed = {"schema_gaps": migrate(name, url)}, consumed_events(name)
@@ -216,10 +224,14 @@ def bench_service(name: str, uri: str, customers: int, window: int, run_dir: str
                else [f"cus-{n:06d}" for n in range(customers)])
         events = mix_events(ids, seed)
         messages, expected = [envelope_of(e) for e in events], sum(e.name in consumed for e in events)
-        baseline, first_publish = applied(engine, NOT_PROBE)[0], datetime.now(timezone.utc)
+        # like the floor's consume, the service starts on a full backlog: stopped, its queues keep what comes
+        stop_service(process)
+        baseline = applied(engine, NOT_PROBE)[0]
         publish_seconds = publish_confirmed(connection, messages, window)
+        process, _ = start_service(name, run_dir)
         done, last = wait_applied(engine, expected, NOT_PROBE, baseline)
-        seconds = ((last if done >= expected else datetime.now(timezone.utc)) - first_publish).total_seconds()
+        first = first_applied(engine, baseline)
+        seconds = ((last if done >= expected else datetime.now(timezone.utc)) - first).total_seconds()
     finally:
         stop_service(process)
         unbind_service(uri, name, consumed)

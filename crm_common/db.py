@@ -129,7 +129,10 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # executemany statements that SQLAlchemy does not render as one multi-row INSERT (UPDATEs by key,
+    # INSERT ... ON CONFLICT without RETURNING) go in pages (psycopg2's execute_batch), not one round trip a row
+    options = {"executemany_mode": "values_plus_batch"} if url.startswith("postgresql+psycopg2") else {}
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **options)
 
 
 class UnitOfWork:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from crm_common.consumer import Consumes
 from crm_common.db import utc
@@ -70,6 +70,8 @@ def apply_changes(uow, ctx: Context) -> None:
     rows = uow.session.execute(select(customers).where(customers.c.id.in_(list(ctx.changes)))
                                .order_by(customers.c.id).with_for_update()).all()
     facts = classifier.purchase_facts(uow, [r.id for r in rows if r.archived_at is None], ctx.now)
+    updated: dict[str, dict] = {}  # customer id -> the row as it ends
+    columns: set[str] = set()  # what any of them changed: one UPDATE writes these for all
     for row in rows:
         customer, written = dict(row._mapping), {}
         for change in ctx.changes[row.id]:
@@ -83,7 +85,11 @@ def apply_changes(uow, ctx: Context) -> None:
                 customer.update(values)
             written.update(values)
         if written:
-            uow.session.execute(update(customers).where(customers.c.id == row.id).values(**written))
+            updated[row.id], columns = customer, columns | set(written)
+    if updated:
+        uow.session.execute(update(customers).where(customers.c.id == bindparam("row_id")),
+                            [{"row_id": customer_id, **{c: customer[c] for c in sorted(columns)}}
+                             for customer_id, customer in sorted(updated.items())])
 
 
 CONSUMES = Consumes({
