@@ -12,8 +12,10 @@ import logging
 import socket
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timezone
 
+import amqp
 from kombu import Connection, Exchange
 from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.orm import sessionmaker
@@ -91,12 +93,19 @@ class BrokerPublisher:
                 for body, exchange, routing_key, headers, message_id in messages:
                     if not isinstance(body, (str, bytes)):
                         body = json.dumps(body, default=str)
-                    producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers or {},
-                                     delivery_mode=2, content_type="application/json", content_encoding="utf-8",
-                                     message_id=message_id)
-                    if self._confirms:
-                        self._unconfirmed.add(self._next_tag)
-                        self._next_tag += 1
+                    if not self._confirms:
+                        producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers or {},
+                                         delivery_mode=2, content_type="application/json", content_encoding="utf-8",
+                                         message_id=message_id)
+                        continue
+                    # py-amqp directly: kombu's Producer.publish costs more CPU than the frames themselves
+                    producer.channel.basic_publish(amqp.Message(
+                        body.encode() if isinstance(body, str) else body, delivery_mode=2,
+                        content_type="application/json", content_encoding="utf-8",
+                        application_headers=headers or {}, message_id=message_id),
+                        exchange=exchange.name, routing_key=routing_key)
+                    self._unconfirmed.add(self._next_tag)
+                    self._next_tag += 1
                 if not self._confirms:
                     return len(messages)
                 deadline = time.monotonic() + self.confirm_timeout
@@ -139,9 +148,10 @@ def _is_relay(session, service: str) -> bool:
 
 
 def relay_batch(session_factory: sessionmaker, outbox: Table, publisher: BrokerPublisher,
-                service: str, batch_size: int = 1000) -> int:
+                service: str, batch_size: int = 5000) -> int:
     """Publish up to batch_size unpublished events in outbox order as one confirmed window; returns how
-    many. A row is marked published only once the broker confirmed it."""
+    many. A row is marked published only once the broker confirmed it. (Each window waits for its last
+    confirm before the next starts, so fewer, larger windows keep the broker busier.)"""
     with session_factory() as session:
         if not _is_relay(session, service):
             session.rollback()
@@ -164,8 +174,8 @@ def relay_batch(session_factory: sessionmaker, outbox: Table, publisher: BrokerP
             session.execute(update(outbox).where(outbox.c.id.in_([row.id for row in published]))
                             .values(published_at=datetime.now(timezone.utc)))
             session.commit()
-            for row in published:
-                metrics.EVENTS_PUBLISHED.labels(service, row.routing_key).inc()
+            for routing_key, count in Counter(row.routing_key for row in published).items():
+                metrics.EVENTS_PUBLISHED.labels(service, routing_key).inc(count)
         return len(published)
 
 
