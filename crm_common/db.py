@@ -444,40 +444,31 @@ def _dialect(session) -> str:
 _STATEMENTS: dict = {}  # ON CONFLICT statements are not in SQLAlchemy's compiled cache: built once each
 
 
+def _on_conflict(session, kind: str, table: Table, build):
+    """The statement ``build(insert(table))`` makes, built once per (kind, dialect, table)."""
+    dialect = _dialect(session)
+    key = (kind, dialect, table.name)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = build((postgresql if dialect == "postgresql" else sqlite).insert(table))
+    return _STATEMENTS[key]
+
+
 def _insert_missing(session, table: Table, keys: list[str]):
     """INSERT ... ON CONFLICT (keys) DO NOTHING (PostgreSQL and SQLite alike)."""
-    dialect = _dialect(session)
-    key = ("ignore", dialect, table.name)
-    if key not in _STATEMENTS:
-        module = postgresql if dialect == "postgresql" else sqlite
-        _STATEMENTS[key] = module.insert(table).on_conflict_do_nothing(index_elements=keys)
-    return _STATEMENTS[key]
+    return _on_conflict(session, "ignore", table, lambda insert_: insert_.on_conflict_do_nothing(index_elements=keys))
 
 
 def _upsert(session, table: Table, keys: list[str], columns: list[str]):
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns (PostgreSQL and SQLite alike)."""
-    dialect = _dialect(session)
-    key = ("upsert", dialect, table.name)
-    if key not in _STATEMENTS:
-        module = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(table)
-        _STATEMENTS[key] = statement.on_conflict_do_update(
-            index_elements=keys, set_={name: statement.excluded[name] for name in columns})
-    return _STATEMENTS[key]
+    return _on_conflict(session, "upsert", table, lambda insert_: insert_.on_conflict_do_update(
+        index_elements=keys, set_={name: insert_.excluded[name] for name in columns}))
 
 
 def _bump_sequences(session, table: Table):
     """INSERT (subject, n) ... ON CONFLICT add n to last_sequence, RETURNING the new last (both dialects)."""
-    dialect = _dialect(session)
-    key = ("bump", dialect, table.name)
-    if key not in _STATEMENTS:
-        module = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(table)
-        _STATEMENTS[key] = statement.on_conflict_do_update(
-            index_elements=["subject"],
-            set_={"last_sequence": table.c.last_sequence + statement.excluded.last_sequence},
-        ).returning(table.c.subject, table.c.last_sequence)
-    return _STATEMENTS[key]
+    return _on_conflict(session, "bump", table, lambda insert_: insert_.on_conflict_do_update(
+        index_elements=["subject"], set_={"last_sequence": table.c.last_sequence + insert_.excluded.last_sequence},
+    ).returning(table.c.subject, table.c.last_sequence))
 
 
 def _jsonable(value):
