@@ -20,7 +20,7 @@ from services.followups.models import customer_view, tasks
 
 
 def customer_row(uow, customer_id: str, lock: bool = True) -> SimpleNamespace | None:
-    """The row as a namespace, times aware (kept in step by set_customer without re-reading)."""
+    """The row as a namespace, times aware (kept in step by CustomerRows.set without re-reading)."""
     query = select(customer_view).where(customer_view.c.customer_id == customer_id)
     if lock:
         query = query.with_for_update()
@@ -91,10 +91,10 @@ class CustomerRows:
         return customer
 
     def write(self, uow) -> None:
-        if self.deferred and self.new:  # a row inserted meanwhile by a request fails the batch, which is retried
-            uow.session.execute(insert(customer_view), [vars(self.rows[c]) for c in sorted(self.new)])
-            self.new, self.changed = set(), self.changed - self.new
-        for customer_id in sorted(self.new):
+        new, changed = sorted(self.new), sorted(self.changed - self.new)
+        if self.deferred and new:  # a row inserted meanwhile by a request fails the batch, which is retried
+            uow.session.execute(insert(customer_view), [vars(self.rows[c]) for c in new])
+        for customer_id in [] if self.deferred else new:
             try:
                 # a request and an event may both see the customer first: the loser re-reads the winner's row
                 with uow.session.begin_nested():
@@ -103,7 +103,6 @@ class CustomerRows:
                 del self.rows[customer_id]
                 self.absent.discard(customer_id)
                 self.get(uow, customer_id)
-        changed = sorted(self.changed - self.new)
         if changed:
             uow.session.execute(update(customer_view).where(customer_view.c.customer_id == bindparam("row_id")),
                                 [{"row_id": customer_id, **{column: getattr(self.rows[customer_id], column)
@@ -112,16 +111,9 @@ class CustomerRows:
         self.new, self.changed, self.columns = set(), set(), set()
 
 
-def ensure_customer(uow, customer_id: str, now: datetime, owner_id=None, team=None,
-                    rows: CustomerRows | None = None) -> SimpleNamespace:
-    """The customer's row, locked; a stub when a later fact arrived before customer.created."""
-    return (rows or CustomerRows(now)).ensure(uow, customer_id, owner_id, team)
-
-
-def set_customer(uow, customer: SimpleNamespace, values: dict, now: datetime,
-                 rows: CustomerRows | None = None) -> SimpleNamespace:
-    """Write ``values`` to the customer's row and return the namespace updated alike."""
-    return (rows or CustomerRows(now)).set(uow, customer, values)
+def set_customer(uow, customer: SimpleNamespace, values: dict, now: datetime) -> SimpleNamespace:
+    """Write ``values`` to the customer's row at once and return the namespace updated alike."""
+    return CustomerRows(now).set(uow, customer, values)
 
 
 def dates_json(items) -> list[dict]:
@@ -138,11 +130,11 @@ def dates_json(items) -> list[dict]:
 def apply_snapshot(uow, data: dict, at: datetime, now: datetime, policy: CadencePolicy, *,
                    in_stream_order: bool = False, rows: CustomerRows | None = None) -> None:
     """customer.created / customer.updated (or the RPC answer): the full record as of ``at``."""
-    row = ensure_customer(uow, data["customer_id"], now, rows=rows)
+    rows = rows or CustomerRows(now)
+    row = rows.ensure(uow, data["customer_id"])
     snapshot = {**data, "important_dates": dates_json(data.get("important_dates")),
                 "created_at": task_store.as_utc(data.get("created_at"))}
-    row = set_customer(uow, row, domain.snapshot_changes(row, snapshot, at, in_stream_order=in_stream_order), now,
-                       rows=rows)
+    row = rows.set(uow, row, domain.snapshot_changes(row, snapshot, at, in_stream_order=in_stream_order))
     if data.get("archived") and not row.archived:
         archive_customer(uow, row.customer_id, now, rows=rows)
         return
@@ -152,12 +144,12 @@ def apply_snapshot(uow, data: dict, at: datetime, now: datetime, policy: Cadence
 def archive_customer(uow, customer_id: str, now: datetime, owner_id=None, team=None,
                      rows: CustomerRows | None = None) -> None:
     """An archived customer leaves cadences: every open task is skipped with the reason."""
-    set_customer(uow, ensure_customer(uow, customer_id, now, owner_id, team, rows=rows), {"archived": True}, now,
-                 rows=rows)
-    rows = uow.session.execute(select(tasks).where(tasks.c.customer_id == customer_id, tasks.c.status == "open")
-                               .with_for_update()).all()
-    for row in rows:
-        task_store.skip(uow, dict(row._mapping), "customer archived", now)
+    rows = rows or CustomerRows(now)
+    rows.set(uow, rows.ensure(uow, customer_id, owner_id, team), {"archived": True})
+    open_tasks = uow.session.execute(select(tasks).where(tasks.c.customer_id == customer_id,
+                                                         tasks.c.status == "open").with_for_update()).all()
+    for task in open_tasks:
+        task_store.skip(uow, dict(task._mapping), "customer archived", now)
 
 
 def brief_to_snapshot(brief: dict) -> dict:
