@@ -68,16 +68,16 @@ def flush(uow, ctx: Context) -> None:
         read_models.date_alert_events(session, new)
         read_models.store_entries(session, new)
         timelines = read_models.timelines(session, customers)
+        plans = {c: book.recount_for(changes, records) for c, (changes, records) in new.items()}
+        # only alert events whose raise is unknown: stored, they wait for it
+        stored = read_models.StoredBooks(session, {c: plan for c, plan in plans.items() if plan is not None})
         rewrites = read_models.Rewrites()
-        for customer_id in customers:
+        for customer_id in stored.plans:
             pending, timeline = ctx.books[customer_id], timelines[customer_id]
             try:
-                outcome = read_models.recount(session, customer_id, timeline, pending.changes, pending.records,
-                                              ctx.settings.ack_sla)
+                outcome = stored.recount(customer_id, timeline, pending.records, ctx.settings.ack_sla)
             except Exception as exc:  # names one event of the customer: the consumer retries it alone
                 raise EventFailed(pending.events[0], exc) from exc
-            if outcome is None:  # only alert events whose raise is unknown: stored, they wait for it
-                continue
             rewrites.add(outcome)
             for key, amount in outcome.amounts.items():
                 ctx.amounts[key] += amount

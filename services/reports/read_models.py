@@ -1,6 +1,6 @@
 """The read models projections write, in the database: customers' books, the rep directory, the
 dimension values met. Every function works on a whole batch's customers at once where it can
-(one statement per table), so a batch costs a few queries plus those of each customer's recount.
+(one statement per table); the recounts read what they need for all the batch's customers at once.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
-from sqlalchemy import and_, bindparam, false, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -91,52 +91,96 @@ def timelines(session, customers: list[str]) -> dict[str, book.Timeline]:
     return {customer_id: book.Timeline(changes[customer_id]) for customer_id in customers}
 
 
-def recount(session, customer_id: str, timeline: book.Timeline, changes: list[book.Change],
-            records: list[book.Record], ack_sla: timedelta) -> book.Outcome | None:
-    """Reconcile one customer once with all of a batch's new entries (already stored); None when they
-    cannot be counted yet (alert events waiting for their alert's raise)."""
-    plan = book.recount_for(changes, records)
-    if plan is None:
-        return None
-    if plan.kinds == frozenset() and not plan.alerts:
-        recounted = list(records)  # facts that only add (interactions): no other record can change
-    else:
-        recounted = _records_from(session, customer_id, plan)
-    knowledge = book.Knowledge(timeline, ack_sla=ack_sla)
-    present = {r.kind for r in recounted}
-    of_customer = customer_records.c.customer_id == customer_id
-    if book.PURCHASE in present:
-        first = session.execute(select(customer_records).where(of_customer, customer_records.c.kind == book.PURCHASE)
-                                .order_by(*_record_order()).limit(1)).first()
-        knowledge.first_purchase = _record(first).order if first else None
-    if book.STAGE in present:
-        stages = [_record(r) for r in session.execute(select(customer_records).where(
-            of_customer, customer_records.c.kind == book.STAGE))]
-        knowledge.first_contacts = sorted(s.order for s in stages if s.data.get("new_stage") == "first_contact")
-    for record in recounted:
-        if record.kind == book.ALERT:
-            raised = record.at or book.from_iso(record.data.get("raised_at"))
-            if raised is not None:
-                knowledge.alert_raised[record.entity] = raised
+class StoredBooks:
+    """What the recounts of a batch read from the customers' stored books, loaded for all of them at
+    once (a few queries per chunk of customers, not a few per customer): each customer's records dated
+    from the start of the buckets around its plan's ``since`` on (what it recounts, and the neighbours
+    its distinct counts look at), the undated events of its alerts, its first purchase and its
+    entries into first_contact. A customer whose new entries only add (interactions) reads nothing."""
 
-    def neighbours(start: datetime, end: datetime) -> list[book.Record]:
-        return [_record(r) for r in session.execute(select(customer_records).where(
-            of_customer, customer_records.c.kind.in_(book.DISTINCT_KINDS),
-            customer_records.c.at >= start, customer_records.c.at < end))]
+    def __init__(self, session, plans: Mapping[str, book.Recount]):
+        self.session = session
+        self.plans = plans
+        self.low = {c: plan.since if plan.since == book.EPOCH else book.window_start(plan.since)
+                    for c, plan in plans.items() if plan.kinds != frozenset() or plan.alerts}
+        self.dated: dict[str, list[book.Record]] = defaultdict(list)
+        self.recounted: dict[str, list[book.Record]] = defaultdict(list)
+        self.first_purchase: dict[str, tuple] = {}
+        self.first_contacts: dict[str, list[tuple]] = defaultdict(list)
+        self._load_dated()
+        self._load_undated()
+        for customer_id in self.low:
+            plan = self.plans[customer_id]
+            self.recounted[customer_id] += [
+                r for r in self.dated[customer_id]
+                if r.id in plan.new_records or (r.at >= plan.since and (plan.kinds is None or r.kind in plan.kinds))]
+        present = {kind: sorted(c for c, rs in self.recounted.items() if any(r.kind == kind for r in rs))
+                   for kind in (book.PURCHASE, book.STAGE)}
+        self._load_first_purchases(present[book.PURCHASE])
+        self._load_first_contacts(present[book.STAGE])
 
-    return book.reconcile(customer_id, knowledge, plan.since, recounted, neighbours)
+    def _select(self, *conditions):
+        return self.session.execute(select(customer_records).where(*conditions))
 
+    def _load_dated(self) -> None:
+        whole = sorted(c for c, low in self.low.items() if low == book.EPOCH)  # creation arrived: all of it
+        since = sorted((c for c, low in self.low.items() if low != book.EPOCH), key=lambda c: (self.low[c], c))
+        for chunk in _chunks(whole):
+            for row in self._select(customer_records.c.customer_id.in_(chunk), customer_records.c.at.is_not(None)):
+                self.dated[row.customer_id].append(_record(row))
+        for chunk in _chunks(since):  # ordered by low: each chunk reads from its earliest customer's low
+            for row in self._select(customer_records.c.customer_id.in_(chunk),
+                                    customer_records.c.at >= self.low[chunk[0]]):
+                record = _record(row)
+                if record.at >= self.low[row.customer_id]:
+                    self.dated[row.customer_id].append(record)
 
-def _records_from(session, customer_id: str, plan: book.Recount) -> list[book.Record]:
-    condition = customer_records.c.at >= plan.since
-    if plan.kinds is not None:
-        condition = and_(condition, customer_records.c.kind.in_(sorted(plan.kinds))) if plan.kinds else false()
-    condition = or_(condition, customer_records.c.record_id.in_(sorted(plan.new_records)))
-    if plan.alerts:  # events that waited for their alert's raise
-        condition = or_(condition, and_(customer_records.c.kind == book.ALERT, customer_records.c.at.is_(None),
-                                        customer_records.c.entity_id.in_(sorted(plan.alerts))))
-    return [_record(r) for r in session.execute(
-        select(customer_records).where(customer_records.c.customer_id == customer_id, condition))]
+    def _load_undated(self) -> None:
+        """Events of alerts whose raise just became known (or arrived without one)."""
+        waiting = sorted(c for c in self.low if self.plans[c].alerts)
+        for chunk in _chunks(waiting):
+            for row in self._select(customer_records.c.customer_id.in_(chunk),
+                                    customer_records.c.kind == book.ALERT, customer_records.c.at.is_(None)):
+                if row.entity_id in self.plans[row.customer_id].alerts:
+                    self.recounted[row.customer_id].append(_record(row))
+
+    def _load_first_purchases(self, customers: list[str]) -> None:
+        for chunk in _chunks(customers):
+            ranked = select(customer_records, func.row_number().over(
+                partition_by=customer_records.c.customer_id, order_by=_record_order()).label("rank")).where(
+                customer_records.c.customer_id.in_(chunk), customer_records.c.kind == book.PURCHASE).subquery()
+            for row in self.session.execute(select(ranked).where(ranked.c.rank == 1)):
+                self.first_purchase[row.customer_id] = _record(row).order
+
+    def _load_first_contacts(self, customers: list[str]) -> None:
+        for chunk in _chunks(customers):
+            for row in self._select(customer_records.c.customer_id.in_(chunk), customer_records.c.kind == book.STAGE):
+                stage = _record(row)
+                if stage.data.get("new_stage") == "first_contact":
+                    self.first_contacts[row.customer_id].append(stage.order)
+
+    def neighbours(self, customer_id: str, start: datetime, end: datetime) -> list[book.Record]:
+        """The customer's records of the distinct kinds dated in [start, end)."""
+        if customer_id in self.low and start >= self.low[customer_id]:
+            return [r for r in self.dated[customer_id] if r.kind in book.DISTINCT_KINDS and start <= r.at < end]
+        return [_record(r) for r in self._select(  # not loaded: read them (reconcile asks from window_start on)
+            customer_records.c.customer_id == customer_id, customer_records.c.kind.in_(book.DISTINCT_KINDS),
+            customer_records.c.at >= start, customer_records.c.at < end)]
+
+    def recount(self, customer_id: str, timeline: book.Timeline, records: list[book.Record],
+                ack_sla: timedelta) -> book.Outcome:
+        """Reconcile one customer once with all of a batch's new entries (already stored)."""
+        plan = self.plans[customer_id]
+        recounted = self.recounted[customer_id] if customer_id in self.low else list(records)
+        knowledge = book.Knowledge(timeline, ack_sla=ack_sla, first_purchase=self.first_purchase.get(customer_id),
+                                   first_contacts=sorted(self.first_contacts.get(customer_id, [])))
+        for record in recounted:
+            if record.kind == book.ALERT:
+                raised = record.at or book.from_iso(record.data.get("raised_at"))
+                if raised is not None:
+                    knowledge.alert_raised[record.entity] = raised
+        return book.reconcile(customer_id, knowledge, plan.since, recounted,
+                              lambda start, end: self.neighbours(customer_id, start, end))
 
 
 @dataclass
