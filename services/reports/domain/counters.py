@@ -50,7 +50,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Iterable, NamedTuple, Protocol
 
-from .periods import PERIOD_KINDS, Period, PeriodKind, period_start, stock_plan
+from .periods import PERIOD_KINDS, Period, PeriodKind, period_start, stock_plan, utc_date
 
 Number = int | Decimal
 
@@ -321,14 +321,17 @@ def _spread(amounts: dict[str, Number], at: date | datetime, dims: Dims,
             distinct_of: str | None = None) -> list[CounterDelta]:
     """The same amounts in the bucket of `at` of every period kind, in every slice of `dims`."""
     slices = _slice_keys(dims)
-    amounts = {metric: amount for metric, amount in amounts.items() if amount}
-    deltas = []
-    for kind in PERIOD_KINDS:
-        start = period_start(kind, at)
-        for dimension, value in slices:
-            for metric, amount in amounts.items():
-                deltas.append(CounterDelta(CounterKey(metric, kind, start, dimension, value), amount, distinct_of))
-    return deltas
+    amounts = [(metric, amount) for metric, amount in amounts.items() if amount]
+    # an event makes hundreds of these: tuple.__new__ skips the named tuples' Python-level __new__
+    make = tuple.__new__
+    return [make(CounterDelta, (make(CounterKey, (metric, kind, start, dimension, value)), amount, distinct_of))
+            for kind, start in _bucket_starts(utc_date(at)) for dimension, value in slices
+            for metric, amount in amounts]
+
+
+@lru_cache(maxsize=4096)
+def _bucket_starts(day: date) -> tuple[tuple[PeriodKind, date], ...]:
+    return tuple((kind, period_start(kind, day)) for kind in PERIOD_KINDS)
 
 
 def _stock_share(state: CustomerState | None) -> dict[tuple[str, str, str], int]:
@@ -352,8 +355,7 @@ def _customer_change(fact: CustomerChangeFact) -> list[CounterDelta]:
         net[key] -= amount
     deltas = []
     moves = [(metric, dimension, value, amount) for (metric, dimension, value), amount in net.items() if amount]
-    for kind in PERIOD_KINDS:
-        start = period_start(kind, fact.at)
+    for kind, start in _bucket_starts(utc_date(fact.at)):
         deltas += [CounterDelta(CounterKey(metric, kind, start, dimension, value), amount)
                    for metric, dimension, value, amount in moves]
     before, after = fact.before, fact.after
