@@ -2,69 +2,17 @@
 in-memory bus (the same code runs on RabbitMQ in tests/integration)."""
 import json
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
-from kombu import Connection, Exchange, Queue
-from nameko.containers import ServiceContainer
-from nameko.rpc import rpc
+from kombu import Connection
 from nameko.testing.services import entrypoint_hook
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 
 from crm_common import memory_transport
-from crm_common.config import nameko_config
-from crm_common.consumer import REASON_HEADER, Consumes, consume
-from crm_common.db import add_infrastructure_tables, make_engine
-from crm_common.dependencies import Store
-from crm_common.errors import EventRejected
-from crm_common.events import EVENTS_EXCHANGE, SEQUENCE_HEADER, SUBJECT_HEADER, make_event, to_envelope
-
-metadata = MetaData()
-tables = add_infrastructure_tables(metadata)
-applied = Table("applied", metadata, Column("id", Integer, primary_key=True), Column("event_id", String(64)),
-                Column("subject", String(64)), Column("sequence", Integer), Column("batch", Integer))
-calls = {"archived": 0, "batches": 0}
-
-
-def on_stage_changed(uow, event, batch_number):
-    uow.session.execute(insert(applied).values(event_id=event.id, subject=event.subject, sequence=event.sequence,
-                                               batch=batch_number))
-
-
-def on_archived(uow, event, batch_number):
-    calls["archived"] += 1
-    raise RuntimeError("database on fire")
-
-
-def on_tier_changed(uow, event, batch_number):
-    if event.subject == "poison":
-        raise EventRejected("no such customer here")
-    on_stage_changed(uow, event, batch_number)
-
-
-PROBE_CONSUMES = Consumes({"customer.stage_changed": on_stage_changed, "customer.archived": on_archived,
-                           "customer.tier_changed": on_tier_changed})
-
-
-class ProbeService:
-    name = "probe"
-    store = Store(metadata, tables)
-
-    @rpc
-    def archive(self, customer_ids, fail_before_commit=False):
-        with self.store() as uow:
-            for customer_id in customer_ids:
-                uow.emit("customer.archived", customer_id, {"customer_id": customer_id,
-                                                            "archived_at": datetime.now(timezone.utc)})
-            if fail_before_commit:
-                raise RuntimeError("crash before commit")
-            uow.commit()
-
-    @consume(PROBE_CONSUMES)
-    def apply_events(self, events):
-        calls["batches"] += 1
-        return self.store.apply_batch(events, PROBE_CONSUMES, calls["batches"])
+from crm_common.consumer import REASON_HEADER
+from crm_common.events import SEQUENCE_HEADER, SUBJECT_HEADER, make_event, to_envelope
+from tests.probe import calls, dead_letters, drain, listen, publish, stage_event, start_probe
+from tests.probe import applied_rows as probe_rows
 
 
 @pytest.fixture
@@ -77,65 +25,13 @@ def bus():
 
 @pytest.fixture
 def probe(tmp_path, bus):
-    config = nameko_config("customers", {"AMQP_URI": "memory://", "DATABASE_URL": f"sqlite:///{tmp_path}/probe.db",
-                                         "EVENT_MAX_ATTEMPTS": 3, "OUTBOX_POLL_SECONDS": 0.1,
-                                         "EVENT_BATCH_MS": 300})
-    metadata.create_all(make_engine(config["DATABASE_URL"]))
-    calls.update(archived=0, batches=0)
-    container = ServiceContainer(ProbeService, config)
-    container.start()
+    container = start_probe("memory://", tmp_path / "probe.db")
     yield container
     container.stop()
 
 
-def listen(bus, name, routing_key):
-    queue = Queue(name, Exchange(EVENTS_EXCHANGE, type="topic", durable=True), routing_key=routing_key)
-    queue(bus.default_channel).declare()
-    return queue
-
-
-def drain(bus, queue, expect, timeout=10):
-    got, deadline = [], time.monotonic() + timeout
-    bound = queue(bus.default_channel)
-    while len(got) < expect and time.monotonic() < deadline:
-        message = bound.get(no_ack=True)
-        if message is None:
-            time.sleep(0.02)
-            continue
-        got.append(message)
-    return got
-
-
-def publish(bus, *bodies):
-    producer = bus.Producer()
-    for body in bodies:
-        routing_key = f"{body['type'][4:]}.v1" if isinstance(body, dict) else "customer.stage_changed.v1"
-        producer.publish(body, exchange=Exchange(EVENTS_EXCHANGE, type="topic", durable=True),
-                         routing_key=routing_key, serializer="json")
-
-
-def dead_letters(bus, expect, timeout=10):
-    queue = Queue("probe.dead-letter", Exchange("crm.dead-letter", type="topic", durable=True),
-                  routing_key="probe.#")
-    return drain(bus, queue, expect, timeout)
-
-
-def stage_event(subject="c1", sequence=None, name="customer.stage_changed"):
-    data = ({"customer_id": subject, "new_stage": "proposal", "changed_at": datetime.now(timezone.utc)}
-            if name == "customer.stage_changed" else
-            {"customer_id": subject, "new_tier": "A", "rolling_12m_total": "1", "as_of": datetime.now(timezone.utc)})
-    return to_envelope(replace(make_event(name, subject, data, source="crm/t"), sequence=sequence))
-
-
 def applied_rows(tmp_path, expect, timeout=5):
-    engine = make_engine(f"sqlite:///{tmp_path}/probe.db")
-    deadline = time.monotonic() + timeout
-    while True:
-        with engine.connect() as connection:
-            rows = connection.execute(select(applied).order_by(applied.c.id)).all()
-        if len(rows) >= expect or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+    return probe_rows(tmp_path / "probe.db", expect, timeout)
 
 
 def test_committed_events_are_published_numbered_per_subject_and_rolled_back_ones_are_not(probe, bus):

@@ -1,0 +1,70 @@
+"""The batch consumer on RabbitMQ, where the in-memory bus differs: consistent-hash partitions,
+single-active-consumer queues, one multiple-ack per batch. A failing event is retried, then
+dead-lettered with its reason and acknowledged; a rejected one goes straight to the dead letters; the
+events around either still apply. The probe service of tests/probe.py gets its events through its own
+inbound exchange, so the services sharing this broker never see them."""
+from datetime import datetime, timezone
+
+import pytest
+from kombu import Connection
+
+from crm_common.consumer import REASON_HEADER
+from crm_common.events import make_event, to_envelope
+from tests.probe import applied_rows, calls, dead_letters, publish, stage_event, start_probe
+
+PARTITIONS = 4
+
+
+def _queues(channel):
+    """(ready messages, consumers) of each of the probe's partition queues."""
+    return [channel.queue_declare(f"probe.events.p{index}", passive=True)[1:] for index in range(PARTITIONS)]
+
+
+@pytest.fixture
+def probe(infra, tmp_path, eventually):
+    uri = infra["CRM_AMQP_URI"]
+    database = tmp_path / "probe.db"
+    with Connection(uri) as connection:
+        container = start_probe(uri, database, EVENT_PARTITIONS=PARTITIONS)
+
+        def consuming():
+            try:  # a fresh channel each time: a passive declare of a queue not there yet closes it
+                return all(consumers for _, consumers in _queues(connection.channel()))
+            except Exception:
+                return False
+        eventually(consuming, timeout=30, message="the probe consuming every partition")
+        try:
+            yield connection, uri, database, container
+        finally:
+            container.stop()
+            channel = connection.channel()  # the probe's queues go with it: nothing piles up in them later
+            for index in range(PARTITIONS):
+                channel.queue_delete(f"probe.events.p{index}")
+            channel.queue_delete("probe.dead-letter")
+            channel.exchange_delete("crm.probe.inbound")
+
+
+def test_a_failing_event_is_retried_then_dead_lettered_and_acknowledged(probe):
+    connection, uri, database, container = probe
+    failing = to_envelope(make_event("customer.archived", "c9", {
+        "customer_id": "c9", "archived_at": datetime.now(timezone.utc)}, source="crm/t"))
+    before, after = stage_event("c1", 1), stage_event("c2", 1)
+    publish(connection, before, failing, after, amqp_uri=uri)
+    [letter] = dead_letters(connection, expect=1, timeout=30)
+    assert calls["archived"] == 3  # EVENT_MAX_ATTEMPTS
+    assert letter.headers[REASON_HEADER].startswith("failed 3 times, last: RuntimeError: database on fire")
+    assert letter.headers["x-crm-original-routing-key"] == "customer.archived.v1"
+    assert sorted(r.event_id for r in applied_rows(database, expect=2)) == sorted([before["id"], after["id"]])
+    # acknowledged, not merely held: once the consumer is gone, nothing went back to the queues
+    container.stop()
+    assert [ready for ready, _ in _queues(connection.channel())] == [0] * PARTITIONS
+
+
+def test_a_rejected_event_is_dead_lettered_at_once_and_the_rest_applies(probe):
+    connection, uri, database, _ = probe
+    first, second = stage_event("c5", 1), stage_event("c5", 2)
+    publish(connection, first, stage_event("poison", 1, name="customer.tier_changed"), second, amqp_uri=uri)
+    [letter] = dead_letters(connection, expect=1, timeout=30)
+    assert letter.headers[REASON_HEADER] == "rejected: no such customer here"  # no retries
+    assert letter.headers["x-crm-original-routing-key"] == "customer.tier_changed.v1"
+    assert [r.event_id for r in applied_rows(database, expect=2)] == [first["id"], second["id"]]
