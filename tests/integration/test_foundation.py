@@ -4,6 +4,7 @@ import subprocess
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 import requests
@@ -178,9 +179,9 @@ def test_metrics_and_health(system):
     assert document["openapi"].startswith("3.") and "/v1/customers" in document["paths"]
 
 
-def _consumed(services, outcome):
+def _consumed(services, outcome, routing_key="interaction.logged.v1"):
     return sum(_metric(requests.get(s.base_url + "/metrics").text, "crm_events_consumed_total",
-                       f'outcome="{outcome}"', 'routing_key="interaction.logged.v1"') for s in services)
+                       f'outcome="{outcome}"', f'routing_key="{routing_key}"') for s in services)
 
 
 def test_two_replicas_share_the_queue_and_apply_each_event_once(system, start_service, team, infra, eventually):
@@ -203,3 +204,35 @@ def test_two_replicas_share_the_queue_and_apply_each_event_once(system, start_se
     assert all(_consumed([r], "applied") + _consumed([r], "duplicate") > 0 for r in replicas), \
         "both replicas should have taken a share of the queue"
     assert second.stop() == 0  # graceful exit on SIGTERM
+
+
+def test_a_redelivered_purchase_is_counted_once(system, team, infra, eventually):
+    """The very message the relay published, delivered twice more: applied again, reports' counters
+    would show the purchase three times."""
+    api, reports = system["customers"].base_url, system["reports"].base_url
+    customer = create_customer(api, f"{team}-r1")
+    with Connection(infra["CRM_AMQP_URI"]) as connection:
+        tap = Queue(f"tap.{team}", Exchange("crm.events", type="topic", durable=True),
+                    routing_key="purchase.recorded.v1", exclusive=True)(connection.default_channel)
+        tap.declare()
+        assert requests.post(f"{api}/v1/customers/{customer['id']}/purchases", headers=ADMIN, json={
+            "amount": "250.00", "currency": "USD", "purchased_at": NOW.isoformat()}).status_code == 201
+
+        def published():
+            message = tap.get(no_ack=True)
+            while message is not None and message.payload["subject"] != customer["id"]:
+                message = tap.get(no_ack=True)  # other tests' purchases
+            return message
+        original = eventually(published, message="the purchase published")
+    window = {"period_kind": "month", "from": NOW.strftime("%Y-%m"), "to": NOW.strftime("%Y-%m"), "team": team}
+
+    def figures():
+        rows = requests.get(f"{reports}/v1/reports/repurchase", params=window, headers=ADMIN).json()["rows"]
+        return sum(r["purchases"] for r in rows), sum(Decimal(r["revenue"]) for r in rows)
+    eventually(lambda: figures() == (1, Decimal("250.00")), message="reports counted the purchase")
+    duplicates = _consumed([system["reports"]], "duplicate", "purchase.recorded.v1")
+    for _ in range(2):
+        _publish(infra, original.payload, "purchase.recorded.v1")
+    eventually(lambda: _consumed([system["reports"]], "duplicate", "purchase.recorded.v1") == duplicates + 2,
+               message="both copies seen by reports")
+    assert figures() == (1, Decimal("250.00"))
