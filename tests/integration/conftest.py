@@ -95,6 +95,15 @@ class ServiceProcess:
         finally:
             self.log.close()
 
+    def metric(self, name, *labels):
+        """The sum of that metric's samples in this process's /metrics whose labels include all of `labels`
+        (each written as in the exposition, e.g. 'outcome="applied"')."""
+        total = 0.0
+        for line in requests.get(self.base_url + "/metrics").text.splitlines():
+            if line.startswith(name + "{") and all(label in line for label in labels):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def tail(self, lines=40):
         with open(self.log_path) as handle:
             return "".join(handle.readlines()[-lines:])

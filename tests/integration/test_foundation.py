@@ -160,14 +160,6 @@ def test_redelivered_event_changes_nothing(system, team, infra, eventually):
     assert len(changes()) == 1  # churned -> dormant once, not three times
 
 
-def _metric(text, name, *labels):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(label in line for label in labels):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def test_metrics_and_health(system):
     for name, service in system.items():
         health = requests.get(service.base_url + "/health").json()
@@ -180,8 +172,8 @@ def test_metrics_and_health(system):
 
 
 def _consumed(services, outcome, routing_key="interaction.logged.v1"):
-    return sum(_metric(requests.get(s.base_url + "/metrics").text, "crm_events_consumed_total",
-                       f'outcome="{outcome}"', f'routing_key="{routing_key}"') for s in services)
+    return sum(s.metric("crm_events_consumed_total", f'outcome="{outcome}"', f'routing_key="{routing_key}"')
+               for s in services)
 
 
 def test_two_replicas_share_the_queue_and_apply_each_event_once(system, start_service, team, infra, eventually):
@@ -189,7 +181,7 @@ def test_two_replicas_share_the_queue_and_apply_each_event_once(system, start_se
     second = start_service("customers")
     replicas = (system["customers"], second)
     # the replicas share the partitions out between them within a few lease ticks
-    eventually(lambda: all(_metric(requests.get(r.base_url + "/metrics").text, "crm_event_partitions_held") == 2
+    eventually(lambda: all(r.metric("crm_event_partitions_held") == 2
                            for r in replicas), timeout=30, message="two partitions each")
     customers = [create_customer(api, f"{team}-r1") for _ in range(16)]
     applied_before, duplicates_before = _consumed(replicas, "applied"), _consumed(replicas, "duplicate")

@@ -101,15 +101,6 @@ def test_service_started_before_the_broker(start_service, infra, eventually):
         proxy.close()
 
 
-def _applied(service, routing_key="interaction.logged.v1"):
-    """How many events of that key the replica has applied (its own /metrics)."""
-    total = 0.0
-    for line in requests.get(service.base_url + "/metrics").text.splitlines():
-        if line.startswith("crm_events_consumed_total{") and 'outcome="applied"' in line and routing_key in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def test_a_replica_stopped_mid_stream_loses_nothing(system, start_service, infra, eventually):
     """Reports counts every interaction: an event lost in the stop is missing from the figure, one
     applied twice (committed, then redelivered unacknowledged) is counted twice."""
@@ -120,7 +111,7 @@ def test_a_replica_stopped_mid_stream_loses_nothing(system, start_service, infra
     ids = [requests.post(f"{api}/v1/customers", json={"company": f"Stream {i}", "owner_id": rep},
                          headers=admin).json()["id"] for i in range(40)]
     replica = start_service("reports")
-    eventually(lambda: _partitions_held(replica) > 0, timeout=30, message="the new replica holding partitions")
+    eventually(lambda: replica.metric("crm_event_partitions_held") > 0, timeout=30, message="the new replica holding partitions")
     now = datetime.now(timezone.utc)
     window = {"period_kind": "month", "from": (now - timedelta(days=40)).strftime("%Y-%m"),
               "to": now.strftime("%Y-%m"), "rep": rep}
@@ -142,16 +133,11 @@ def test_a_replica_stopped_mid_stream_loses_nothing(system, start_service, infra
                              serializer="json", delivery_mode=2, headers=event_headers(customer_id, None))
     # stopped with work in flight: it has applied some, and some are still to be counted (in the queues,
     # ready or prefetched by a replica)
-    eventually(lambda: _applied(replica), interval=0.05, message="the replica applying some")
+    eventually(lambda: replica.metric("crm_events_consumed_total", 'outcome="applied"',
+                                       'routing_key="interaction.logged.v1"'), interval=0.05, message="the replica applying some")
     assert counted() < total
     assert replica.stop() == 0  # SIGTERM, as Kubernetes sends it
     eventually(lambda: counted() >= total, timeout=120, message="every interaction counted")
     time.sleep(2)  # redeliveries of what the stopped replica committed but had not acknowledged
     assert counted() == total
 
-
-def _partitions_held(service):
-    for line in requests.get(service.base_url + "/metrics").text.splitlines():
-        if line.startswith("crm_event_partitions_held"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0
