@@ -43,11 +43,10 @@ from eventlet.event import Event as GreenEvent
 from kombu import Connection, Exchange, Queue, binding
 from kombu import Consumer as KombuConsumer
 from nameko.extensions import Entrypoint
-from sqlalchemy import exc as sa_exc
 
 import crm_common.contracts  # noqa: F401 - consuming needs every contract registered
 from crm_common import metrics
-from crm_common.db import EventFailed, lease_partitions, release_partitions
+from crm_common.db import EventFailed, is_transient, lease_partitions, release_partitions
 from crm_common.dependencies import Store
 from crm_common.errors import EventRejected
 from crm_common.events import SUBJECT_HEADER, InvalidEvent, definition, from_envelope
@@ -138,15 +137,6 @@ def replay_route(service: str, routing_key: str, amqp_uri: str) -> tuple[Exchang
 
 
 # ------------------------------------------------------------------ the entrypoint
-
-
-def is_transient(error: BaseException) -> bool:
-    """The database (or its pool) is away: wait and try again, whatever the event."""
-    if isinstance(error, EventFailed):
-        error = error.error
-    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
 class Stopping(Exception):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -22,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -306,6 +309,26 @@ class UnitOfWork:
                              .values(detail=_jsonable({**(detail or {}), "finished": True})))
 
 
+# PostgreSQL's codes for a transaction that lost a race: deadlock, serialization failure, and a unique
+# key another transaction took between our check and our insert (e.g. a request and an event both
+# seeing a customer first). Run again, the transaction sees the winner's rows.
+RACE_CODES = {"40P01", "40001", "23505"}
+RUN_ATTEMPTS = 3
+
+
+def lost_a_race(error: BaseException) -> bool:
+    return isinstance(error, sa_exc.DBAPIError) and getattr(error.orig, "pgcode", None) in RACE_CODES
+
+
+def is_transient(error: BaseException) -> bool:
+    """The database (or its pool) is away or busy: wait and try again, whatever the work."""
+    if isinstance(error, EventFailed):
+        error = error.error
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
+
+
 class Transactions:
     """What a service does with its store: ``run`` a use case in one transaction, or ``apply_once``
     an event (claimed in the same transaction, so a redelivery changes nothing). Mixed into
@@ -315,10 +338,18 @@ class Transactions:
         raise NotImplementedError
 
     def run(self, use_case, *args, **kwargs):
-        with self() as uow:
-            result = use_case(uow, *args, **kwargs)
-            uow.commit()
-            return result
+        """``use_case(uow, ...)`` in one transaction, committed. A transaction that lost a race to
+        another (lost_a_race) is run again from the start, and then sees the winner's rows."""
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            try:
+                with self() as uow:
+                    result = use_case(uow, *args, **kwargs)
+                    uow.commit()
+                    return result
+            except sa_exc.DBAPIError as exc:
+                if attempt == RUN_ATTEMPTS or not lost_a_race(exc):
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * attempt)  # apart, so the two do not meet again
 
     def run_job(self, job: str, period: str, work):
         """Run a periodic job's work in the one replica that claims this period; None elsewhere.

@@ -26,6 +26,7 @@ from nameko.web.server import WebServer, WsgiApp
 from crm_common import metrics
 from crm_common.auth import principal_from_header
 from crm_common.config import DEV_SECRET
+from crm_common.db import is_transient
 from crm_common.errors import CrmError
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,11 @@ class ApiEntrypoint(HttpRequestHandler):
             return error_response(400, "validation_failed", "request has invalid fields", messages)
         if isinstance(exc, HTTPException):
             return error_response(exc.code or 400, "http_error", exc.description or str(exc))
+        if is_transient(exc):  # the database is away or kept losing races: the caller may try again
+            log.warning("database unavailable in %s %s: %s", self.method, self.url, exc)
+            response = error_response(503, "unavailable", "the database is unavailable; try again shortly")
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error in %s %s", self.method, self.url)
         return error_response(500, "internal_error", "internal error; it has been logged")
 

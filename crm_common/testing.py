@@ -11,10 +11,11 @@ from crm_common.events import from_envelope
 
 
 class InMemoryStore(Transactions):
-    """Stands in for the Store dependency in worker_factory: same UnitOfWork, SQLite file, no relay."""
+    """Stands in for the Store dependency in worker_factory: same UnitOfWork, SQLite file (or a
+    database URL), no relay."""
 
     def __init__(self, metadata: MetaData, tables: dict, service: str, path: str):
-        self.engine = make_engine(f"sqlite:///{path}")
+        self.engine = make_engine(path if "://" in path else f"sqlite:///{path}")
         metadata.create_all(self.engine)
         self.tables = tables
         self.service = service

@@ -228,3 +228,36 @@ def test_a_redelivered_purchase_is_counted_once(system, team, infra, eventually)
     eventually(lambda: _consumed([system["reports"]], "duplicate", "purchase.recorded.v1") == duplicates + 2,
                message="both copies seen by reports")
     assert figures() == (1, Decimal("250.00"))
+
+
+def test_a_request_that_loses_a_race_for_a_key_is_run_again(infra):
+    """On PostgreSQL: between our check and our insert another transaction takes the key (as a request
+    and an event both seeing a customer first do); the loser is run again and sees the winner's row."""
+    from sqlalchemy import Column, MetaData, String, Table, insert, select
+
+    from crm_common.db import add_infrastructure_tables
+    from crm_common.testing import InMemoryStore
+
+    metadata = MetaData()
+    probe = Table(f"race_probe_{uuid.uuid4().hex[:8]}", metadata, Column("key", String, primary_key=True),
+                  Column("written_by", String))
+    store = InMemoryStore(metadata, add_infrastructure_tables(metadata), "probe", infra["REPORTS_DATABASE_URL"])
+    attempts = []
+
+    def create_once(uow):
+        attempts.append(1)
+        if uow.session.execute(select(probe.c.written_by).where(probe.c.key == "k")).first():
+            return "found"
+        if len(attempts) == 1:  # the other transaction wins the key now
+            with store.engine.begin() as other:
+                other.execute(insert(probe).values(key="k", written_by="other"))
+        uow.session.execute(insert(probe).values(key="k", written_by="us"))
+        return "created"
+    try:
+        assert store.run(create_once) == "found"
+        assert len(attempts) == 2
+        with store.engine.connect() as connection:
+            assert connection.execute(select(probe.c.written_by)).scalars().all() == ["other"]
+    finally:
+        probe.drop(store.engine)
+        store.engine.dispose()
