@@ -31,9 +31,10 @@ class AlertRaised(AlertFields):
     health_score = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0, max=100))
     raised_at = Timestamp(required=True)
     # additive (optional) fields: what the raise asks of others, so consumers need no second look-up
+    recall = fields.Boolean(load_default=True)                      # False: no recall (a dormant customer)
     recall_due_at = Timestamp(allow_none=True, load_default=None)   # due time of the recall task to create
     recall_purpose = fields.String(load_default="")                # its purpose line (rule and signal details)
-    flag_at_risk = fields.Boolean(load_default=True)               # False for prospects / already at_risk
+    flag_at_risk = fields.Boolean(load_default=True)               # True only where at_risk is news
     trigger = fields.String(load_default="")                       # "sweep" or the event that set it off
 
 

@@ -5,6 +5,10 @@ from marshmallow import fields, validate
 
 TIERS = ("A", "B", "C")
 LIFECYCLES = ("potential", "new", "active", "dormant", "at_risk", "churned")
+# The stages in which an open churn alert is news and moves a customer to at_risk. A dormant customer
+# stays dormant (its quarterly wake-up is the answer), a prospect is never flagged, one at_risk by
+# silence already is. Alerts reads it to ask for the flag, customers to decide what the flag does.
+AT_RISK_IS_NEWS = ("new", "active")
 PIPELINE_STAGES = ("first_contact", "needs_analysis", "proposal", "won", "lost")
 ROLES = ("rep", "manager", "admin")
 

@@ -125,12 +125,13 @@ def insert_alerts(uow, candidates: list[tuple], cfg: domain.AlertsConfig) -> lis
                 continue
     for alert, rule, row, lifecycle in inserted:
         commands = domain.commands_on_raise(alert, lifecycle, cfg.recall_due_in)
-        recall = next(c for c in commands if isinstance(c, domain.RequestRecallTask))
+        recall = next((c for c in commands if isinstance(c, domain.RequestRecallTask)), None)
         uow.emit("alert.raised", alert.customer_id, {
             "alert_id": alert.alert_id, "customer_id": alert.customer_id, "rule": alert.rule,
             "owner_id": alert.owner_id, "team": alert.team, "signals": row["signals"],
-            "health_score": row["health_score"], "raised_at": alert.raised_at, "recall_due_at": recall.due_at,
-            "recall_purpose": recall.purpose, "flag_at_risk": any(isinstance(c, domain.FlagAtRisk) for c in commands),
+            "health_score": row["health_score"], "raised_at": alert.raised_at, "recall": recall is not None,
+            "recall_due_at": recall and recall.due_at, "recall_purpose": recall.purpose if recall else "",
+            "flag_at_risk": any(isinstance(c, domain.FlagAtRisk) for c in commands),
             "trigger": row["trigger"]}, time=alert.raised_at)
     return [c[0].alert_id for c in inserted]
 

@@ -32,6 +32,8 @@ class Change:
             if domain.refreshes_recency(utc(customer["last_interaction_at"]), self.interaction_at):
                 return {"last_interaction_at": self.interaction_at}
             return {}
+        if self.flagged_at_risk and customer["last_purchase_at"] is None:
+            return {}  # a prospect is never flagged, so its first purchase makes it new, not at_risk
         if self.flagged_at_risk is not None and customer["flagged_at_risk"] != self.flagged_at_risk:
             return {"flagged_at_risk": self.flagged_at_risk}
         return {}
@@ -53,7 +55,9 @@ def on_interaction_logged(uow, event, ctx: Context) -> None:
 
 
 def on_alert_raised(uow, event, ctx: Context) -> None:
-    ctx.note(event.data["customer_id"], Change(f"alert {event.data['rule']} raised", flagged_at_risk=True))
+    """Flags the customer when the alert asks to (alerts says no for a dormant one or a prospect)."""
+    if event.data["flag_at_risk"]:
+        ctx.note(event.data["customer_id"], Change(f"alert {event.data['rule']} raised", flagged_at_risk=True))
 
 
 def on_alert_resolved(uow, event, ctx: Context) -> None:

@@ -160,8 +160,10 @@ def _hand_over_tasks_of_departed_rep(uow, rep_id: str, ctx: Context) -> None:
 # ------------------------------------------------------------------ alerts
 
 def on_alert_raised(uow, event, ctx: Context) -> None:
-    """A recall task for the owner (once per alert)."""
+    """A recall task for the owner (once per alert), when the alert asks for one."""
     d = event.data
+    if not d["recall"]:
+        return
     row = ctx.rows.ensure(uow, d["customer_id"], d.get("owner_id"), d.get("team"))
     plan = domain.recall_task(row.customer_id, d["alert_id"], d["rule"], d["raised_at"], ctx.now,
                               recall_due=ctx.settings.recall_due, recall_due_at=d.get("recall_due_at"))

@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence, Union
 
+from crm_common.contracts.fields import AT_RISK_IS_NEWS
 from services.alerts.domain.common import DomainError, require_aware
 from services.alerts.domain.rules import FiredRule, Signal
 
@@ -12,7 +13,10 @@ OPEN, ACKNOWLEDGED, ESCALATED, RESOLVED = "open", "acknowledged", "escalated", "
 OUTCOMES = ("recovered", "lost", "false_alarm")
 DEFAULT_ESCALATE_AFTER = timedelta(hours=48)
 DEFAULT_RECALL_DUE_IN = timedelta(hours=24)
-FLAGGABLE_LIFECYCLES = frozenset({None, "new", "active", "dormant"})  # prospects can't churn; at_risk already is
+# Unknown (None: the customer's events have not reached us) is left to customers, which knows the stage.
+FLAGGABLE_LIFECYCLES = frozenset({None, *AT_RISK_IS_NEWS})
+# A dormant customer's answer to an alert is its quarterly wake-up cadence, not an immediate recall.
+NO_RECALL_LIFECYCLES = frozenset({"dormant"})
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,13 @@ Command = Union[RequestRecallTask, FlagAtRisk, ClearAtRisk]
 
 def commands_on_raise(alert: Alert, customer_lifecycle: str | None,
                       recall_due_in: timedelta = DEFAULT_RECALL_DUE_IN) -> list[Command]:
-    """Always a recall task; FlagAtRisk too unless the customer is a prospect or already at_risk."""
+    """A recall task unless the customer is dormant; FlagAtRisk where at_risk is news (new, active)."""
     details = "; ".join(s.detail for s in alert.signals if s.detail)
     purpose = f"Churn alert ({alert.rule})" + (f": {details}" if details else "")
-    commands: list[Command] = [RequestRecallTask(alert.customer_id, alert.alert_id, alert.rule, alert.owner_id,
-                                                 alert.team, alert.raised_at + recall_due_in, purpose)]
+    commands: list[Command] = []
+    if customer_lifecycle not in NO_RECALL_LIFECYCLES:
+        commands.append(RequestRecallTask(alert.customer_id, alert.alert_id, alert.rule, alert.owner_id,
+                                          alert.team, alert.raised_at + recall_due_in, purpose))
     if customer_lifecycle in FLAGGABLE_LIFECYCLES:
         commands.append(FlagAtRisk(alert.customer_id, alert.alert_id))
     return commands

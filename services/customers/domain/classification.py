@@ -9,11 +9,12 @@ lifecycle, checked in this order
     potential  no purchase yet
     churned    last purchase older than ``churned_days`` and no interaction
                within ``churn_contact_days`` (a customer still talking to us is dormant)
-    at_risk    an open churn alert flags it (even a new customer)
     new        first purchase within ``new_days``
     active     last purchase within ``active_days``
     at_risk    last purchase older than ``active_days`` but within ``at_risk_days`` (going quiet)
     dormant    otherwise
+and then an open churn alert's flag turns new or active into at_risk (AT_RISK_IS_NEWS): a dormant
+customer stays dormant, and a flagged customer still goes dormant on the day its silence says so.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from crm_common.contracts.fields import AT_RISK_IS_NEWS
 from crm_common.errors import DomainError
 
 TIERS = ("A", "B", "C")
@@ -126,15 +128,17 @@ def lifecycle_for(facts: CustomerFacts, as_of: datetime, policy: ClassificationP
     if since_purchase > policy.churned_days:
         if facts.last_interaction_at is None or (as_of - facts.last_interaction_at).days > policy.churn_contact_days:
             return "churned", f"no purchase for {since_purchase} days and no contact for {policy.churn_contact_days}"
-    if facts.flagged_at_risk:
-        return "at_risk", "open churn alert"
     if since_first <= policy.new_days:
-        return "new", f"first purchase {since_first} days ago"
-    if since_purchase <= policy.active_days:
-        return "active", f"last purchase {since_purchase} days ago"
-    if since_purchase <= policy.at_risk_days:
-        return "at_risk", f"no purchase for {since_purchase} days"
-    return "dormant", f"no purchase for {since_purchase} days"
+        stage, reason = "new", f"first purchase {since_first} days ago"
+    elif since_purchase <= policy.active_days:
+        stage, reason = "active", f"last purchase {since_purchase} days ago"
+    elif since_purchase <= policy.at_risk_days:
+        stage, reason = "at_risk", f"no purchase for {since_purchase} days"
+    else:
+        stage, reason = "dormant", f"no purchase for {since_purchase} days"
+    if facts.flagged_at_risk and stage in AT_RISK_IS_NEWS:
+        return "at_risk", "open churn alert"
+    return stage, reason
 
 
 @dataclass(frozen=True)

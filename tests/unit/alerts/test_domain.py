@@ -533,8 +533,19 @@ def test_raising_asks_for_a_recall_task_and_flags_at_risk():
     recall, flag = commands
     assert isinstance(recall, RequestRecallTask) and recall.owner_id == "rep1" and recall.due_at == day(1)
     assert flag == FlagAtRisk("c1", "a1")
-    assert [type(c) for c in commands_on_raise(new_alert(), "at_risk")] == [RequestRecallTask]
-    assert [type(c) for c in commands_on_raise(new_alert(), "potential")] == [RequestRecallTask]
+
+
+@pytest.mark.parametrize("lifecycle,asks", [
+    ("potential", [RequestRecallTask]),             # a prospect is never flagged
+    ("new", [RequestRecallTask, FlagAtRisk]),        # at_risk is news
+    ("active", [RequestRecallTask, FlagAtRisk]),
+    ("at_risk", [RequestRecallTask]),               # already at_risk: the immediate recall
+    ("dormant", []),                                # stays dormant: its quarterly wake-up answers
+    ("churned", [RequestRecallTask]),
+    (None, [RequestRecallTask, FlagAtRisk]),         # not known here yet: customers decides on the flag
+])
+def test_what_raising_asks_from_every_stage(lifecycle, asks):
+    assert [type(c) for c in commands_on_raise(new_alert(), lifecycle)] == asks
 
 
 def test_resolution_effects():

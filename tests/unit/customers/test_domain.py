@@ -43,12 +43,26 @@ def test_tier_thresholds(total, tier):
     (700, 541, None, False, "churned"),
     (700, 541, 180, False, "dormant"),      # still in touch: not churned
     (700, 541, 181, False, "churned"),
-    (400, 30, None, True, "at_risk"),       # an open churn alert flags it
-    (30, 30, None, True, "at_risk"),        # ... even a new customer: the flag is checked before "new"
-    (700, 600, None, True, "churned"),      # churned wins over the flag
 ])
 def test_lifecycle(first, last, touch, flagged, expected):
     assert lifecycle_for(facts(first, last, touch, flagged=flagged), NOW, POLICY)[0] == expected
+
+
+@pytest.mark.parametrize("first,last,touch,unflagged,flagged,reason", [
+    (None, None, None, "potential", "potential", "no purchase yet"),   # a prospect is never at_risk
+    (30, 30, None, "new", "at_risk", "open churn alert"),               # news for a new customer
+    (90, 90, None, "new", "at_risk", "open churn alert"),               # last day of new
+    (400, 30, None, "active", "at_risk", "open churn alert"),           # news for an active one
+    (400, 180, None, "active", "at_risk", "open churn alert"),          # last day of active
+    (400, 200, None, "at_risk", "at_risk", "no purchase for 200 days"),  # at_risk by silence already
+    (400, 270, None, "at_risk", "at_risk", "no purchase for 270 days"),
+    (400, 271, None, "dormant", "dormant", "no purchase for 271 days"),  # the flag does not hold it at at_risk
+    (700, 541, 180, "dormant", "dormant", "no purchase for 541 days"),   # dormant but in touch
+    (700, 541, None, "churned", "churned", "no purchase for 541 days and no contact for 180"),
+])
+def test_an_open_alert_makes_at_risk_only_where_that_is_news(first, last, touch, unflagged, flagged, reason):
+    assert lifecycle_for(facts(first, last, touch), NOW, POLICY)[0] == unflagged
+    assert lifecycle_for(facts(first, last, touch, flagged=True), NOW, POLICY) == (flagged, reason)
 
 
 def test_classify_gives_reason():

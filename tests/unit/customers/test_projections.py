@@ -109,7 +109,7 @@ def test_what_the_scenario_does(tmp_path):
     moves = {key: [(e.data["old_lifecycle"], e.data["new_lifecycle"]) for e in changes if e.subject == cid]
              for key, cid in ids.items()}
     assert moves == {
-        "churned": [("churned", "dormant"), ("dormant", "at_risk"), ("at_risk", "dormant")],
+        "churned": [("churned", "dormant")],  # back in touch: dormant, and an alert does not make it at_risk
         "active": [("active", "at_risk"), ("at_risk", "active")],
         "new": [("new", "at_risk"), ("at_risk", "new")],
         "archived": [],
@@ -135,3 +135,21 @@ def test_a_stream_out_of_order_in_a_batch_is_applied_in_sequence(tmp_path, one_a
     assert shuffled != events
     service.apply_events(shuffled)
     assert outcome(service, store, ids) == one_at_a_time
+
+
+def test_the_flag_is_set_only_when_asked_and_never_on_a_prospect(tmp_path):
+    service, store, ids = build(tmp_path, "flags")
+    _, prospect = service.create_customer(request(ADMIN, "POST", {"company": "prospect", "owner_id": "rep-1"}))
+
+    def raised(customer_id, n, flag):
+        evt = make_event("alert.raised", customer_id, {
+            "customer_id": customer_id, "alert_id": f"a{n}", "rule": "silence", "raised_at": NOW, "flag_at_risk": flag,
+            "signals": [{"name": "days_without_contact", "value": 40, "threshold": 30}]}, source="crm/alerts", time=NOW)
+        return from_envelope(to_envelope(replace(evt, sequence=1)))
+    service.apply_events([raised(ids["active"], 1, False), raised(prospect["id"], 2, True)])
+    active, lead = (service.get_customer(request(ADMIN), cid) for cid in (ids["active"], prospect["id"]))
+    assert (active["flagged_at_risk"], active["lifecycle"]) == (False, "active")   # alerts did not ask
+    assert (lead["flagged_at_risk"], lead["lifecycle"]) == (False, "potential")
+    service.record_purchase(request(ADMIN, "POST", {"amount": "500", "currency": "USD",
+                                                    "purchased_at": NOW.isoformat()}), prospect["id"])
+    assert service.get_customer(request(ADMIN), prospect["id"])["lifecycle"] == "new"  # its first purchase: new

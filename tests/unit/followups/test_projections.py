@@ -194,6 +194,22 @@ def test_unnumbered_events_still_weigh_their_dates(service):
     assert cadence_task(service)["purpose"] == "maintenance: touch every 14 days (tier A, active)"
 
 
+# --- an alert: the recall it asks for, or none for a dormant customer ---------------------------------------
+
+@pytest.mark.parametrize("recall", [True, False])
+def test_an_alert_makes_the_recall_it_asks_for(service, recall):
+    c1, alerts = Stream("c1"), Stream("c1", source="crm/alerts")
+    service.apply_events([created(c1, lifecycle="dormant" if not recall else "active"),
+                          alerts("alert.raised", {"alert_id": "a1", "customer_id": "c1", "rule": "no_repurchase",
+                                                  "raised_at": NOW, "recall": recall, "owner_id": "rep-n1",
+                                                  "team": "north", "signals": [{"name": "days_since_purchase",
+                                                                                "value": 300}]})])
+    reasons = sorted(t["reason"] for t in service.list_tasks(request(ADMIN, query={"status": "open"}))["items"])
+    assert reasons == (["cadence", "recall"] if recall else ["cadence"])
+    if not recall:  # the dormant customer's quarterly wake-up is what it gets
+        assert cadence_task(service)["purpose"] == "maintenance: touch every 90 days (tier B, dormant)"
+
+
 # --- a whole history in one batch equals the same events one by one ----------------------------------------
 
 def history() -> list:
