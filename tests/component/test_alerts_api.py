@@ -204,6 +204,35 @@ def test_silence_to_alert_to_recall_task_to_resolution(world):
     assert alerts_of(world, "happy") == alerts_of(world, "streak") == []
 
 
+def test_a_dormant_customer_with_an_alert_stays_dormant_and_gets_no_recall(world):
+    """No purchase for 300 days, against a usual cycle of 150: no_repurchase is raised, but the customer stays
+    dormant (at_risk is news only for a new or active one) and keeps its quarterly wake-up, no recall."""
+    status, body = world["admin"].post("/v1/customers/import", {
+        "customer": {"company": f"Sleeper {world['north']}", "owner_id": world["rep_n1"],
+                     "created_at": (NOW - timedelta(days=700)).isoformat()},
+        "purchases": [{"amount": "3000.00", "currency": "USD", "external_ref": f"sleeper-{world['north']}-{d}",
+                       "purchased_at": (NOW - timedelta(days=d)).isoformat()} for d in (600, 450, 300)]})
+    assert status == 201, body
+    sleeper, rep = body["id"], world["n1"]
+    world["ids"]["sleeper"] = sleeper
+    log_interaction(world, "sleeper", NOW - timedelta(days=40), "reached")
+    wait_for(lambda: (lambda s, b: s == 200 and b["signals"]["last_contact_at"])(*health(world, "sleeper")),
+             what="alerts to fold the sleeper's contact")
+    sweep(world)
+    assert "no_repurchase" in {a["rule"] for a in alerts_of(world, "sleeper")}
+    # the quiet (active) customer's alert of the same sweep flags it and makes a recall: once both have
+    # happened, the sleeper's alert has reached customers and followups too
+    wait_for(lambda: rep.get(f"/v1/customers/{world['ids']['quiet']}")[1]["lifecycle"] == "at_risk",
+             what="the active customer flagged at risk")
+    wait_for(lambda: rep.get("/v1/tasks", customer_id=world["ids"]["quiet"], kind="recall")[1]["items"],
+             what="the active customer's recall task")
+    status, customer = rep.get(f"/v1/customers/{sleeper}")
+    assert (customer["lifecycle"], customer["flagged_at_risk"]) == ("dormant", False)
+    status, tasks = rep.get("/v1/tasks", customer_id=sleeper, status="open")
+    assert [(t["reason"], t["kind"]) for t in tasks["items"]] == [("cadence", "maintenance")]
+    assert "every 90 days" in tasks["items"][0]["purpose"]
+
+
 def test_health_score_breakdown_and_history(world):
     sweep(world)
     status, body = health(world, "quiet", world["n1"])
