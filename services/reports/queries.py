@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from crm_common.auth import Principal
 from crm_common.db import utc
@@ -52,14 +52,16 @@ def breakdown_parts(uow, scope: d.Slice, breakdown: str | None) -> list[tuple[st
         return [(v, scope.with_value(breakdown, v)) for v in values]
     if breakdown == "team":
         return [(v, d.Slice(team=v)) for v in _registered(session, "team")]
-    not_admin = or_(rep_directory.c.role.is_(None), rep_directory.c.role != "admin")
+    # reps of the directory, and anyone else (a manager, an admin) only where figures name them
+    with_figures = set(_registered(session, "rep"))
+    directory = select(rep_directory.c.rep_id, rep_directory.c.role)
     if scope.team is not None:
-        reps = session.execute(select(rep_directory.c.rep_id).where(rep_directory.c.team == scope.team, not_admin)
-                               .order_by(rep_directory.c.rep_id)).scalars().all()
-    else:
-        reps = sorted(set(_registered(session, "rep"))
-                      | set(session.execute(select(rep_directory.c.rep_id).where(not_admin)).scalars()))
-    return [(v, d.Slice(rep=v)) for v in reps]
+        directory = directory.where(rep_directory.c.team == scope.team)
+    people = session.execute(directory).all()
+    reps = {p.rep_id for p in people if p.role in (None, "rep") or p.rep_id in with_figures}
+    if scope.team is None:
+        reps |= with_figures
+    return [(v, d.Slice(rep=v)) for v in sorted(reps)]
 
 
 # ================================================================ queries
