@@ -13,7 +13,8 @@ from services.alerts.models import customer_health, customer_signals, health_his
 
 SIGNALS_COLUMNS = ("signals", "profile_versions", "known", "owner_id", "team", "tier", "lifecycle", "archived",
                    "last_fact_at", "updated_at")
-HEALTH_COLUMNS = ("judged", "score", "band", "breakdown", "scored_at", "recorded_score", "next_check_at")
+HEALTH_COLUMNS = ("judged", "score", "band", "breakdown", "scored_at", "recorded_score", "next_check_at", "revenue_12m",
+                  "stake")
 _JOINED = select(customer_signals, *(customer_health.c[name] for name in HEALTH_COLUMNS)).join(
     customer_health, customer_health.c.customer_id == customer_signals.c.customer_id)
 
@@ -40,7 +41,8 @@ def breakdown_dict(b: domain.HealthBreakdown) -> dict:
 
 
 def scored(values: dict, b: domain.HealthBreakdown, band: str, at: datetime) -> dict:
-    return {**values, "score": b.score, "band": band, "breakdown": breakdown_dict(b), "scored_at": at}
+    return {**values, "score": b.score, "band": band, "breakdown": breakdown_dict(b), "scored_at": at,
+            "revenue_12m": b.revenue_12m, "stake": domain.value_at_stake(b.revenue_12m, b.score)}
 
 
 def score_change(signals: domain.CustomerSignals, previous: int | None, b: domain.HealthBreakdown,

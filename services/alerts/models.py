@@ -8,7 +8,9 @@ Alerts carry an ``open_key`` ("<customer>:<rule>") that is unique while the aler
 once resolved, so a second open alert for the same customer and rule cannot exist, whichever replica,
 event or sweep tries to raise it (NULLs never collide, on SQLite and PostgreSQL alike).
 """
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, Numeric, String, Table, Text,
+)
 
 from crm_common.db import BigId, add_infrastructure_tables
 
@@ -45,6 +47,8 @@ customer_health = Table(
     Column("scored_at", Timestamp, nullable=True),
     Column("recorded_score", Integer, nullable=True),      # score of the latest health_history row
     Column("next_check_at", Timestamp, nullable=True),     # the sweep judges the customer again from then; NULL: now
+    Column("revenue_12m", Numeric(16, 2), nullable=True),  # rolling 12-month revenue as of scored_at
+    Column("stake", Numeric(16, 2), nullable=True),        # domain.value_at_stake: what the alert queue ranks by
 )
 # the sweep's look-up of who is due; judged customers only
 Index("ix_customer_health_due", customer_health.c.next_check_at, postgresql_where=customer_health.c.judged.is_(True),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import and_, func, or_, select
 
@@ -59,6 +60,59 @@ def list_alerts(uow, actor: Principal, params: dict) -> dict:
     page = rows[:limit]
     next_cursor = _encode_cursor(page[-1].raised_at, page[-1].alert_id) if len(rows) > limit else None
     return {"items": [alert_store.alert_view(r) for r in page], "next_cursor": next_cursor}
+
+
+def alert_queue(uow, actor: Principal, params: dict) -> dict:
+    """One entry per customer with unresolved alerts, naming each alert, most value at stake first (keyset
+    pagination on stake and customer id). Scope and filters follow the customer's owner and team now."""
+    unresolved = [alerts.c.customer_id == customer_signals.c.customer_id, alerts.c.open_key.isnot(None)]
+    if "rule" in params:
+        unresolved.append(alerts.c.rule == params["rule"])
+    filters = [*_scope_filters(actor, customer_signals), select(alerts.c.alert_id).where(*unresolved).exists()]
+    for name, column in (("team", "team"), ("rep", "owner_id"), ("tier", "tier")):
+        if name in params:
+            filters.append(customer_signals.c[column] == params[name])
+    stake = func.coalesce(health_rows.c.stake, -1)  # not scored yet: last
+    if params.get("cursor"):
+        last_stake, last_id = _decode_queue_cursor(params["cursor"])
+        filters.append(or_(stake < last_stake, and_(stake == last_stake, customer_signals.c.customer_id > last_id)))
+    limit = params.get("limit", 50)
+    rows = uow.session.execute(
+        select(customer_signals.c.customer_id, customer_signals.c.owner_id, customer_signals.c.team,
+               customer_signals.c.tier, customer_signals.c.lifecycle, health_rows.c.score, health_rows.c.band,
+               health_rows.c.revenue_12m, health_rows.c.stake, stake.label("rank"))
+        .join(health_rows, health_rows.c.customer_id == customer_signals.c.customer_id)
+        .where(*filters).order_by(stake.desc(), customer_signals.c.customer_id).limit(limit + 1)).all()
+    page = rows[:limit]
+    by_customer: dict[str, list] = {row.customer_id: [] for row in page}
+    for alert in uow.session.execute(select(alerts).where(alerts.c.customer_id.in_(list(by_customer)),
+                                                          alerts.c.open_key.isnot(None))
+                                     .order_by(alerts.c.raised_at, alerts.c.alert_id)):
+        by_customer[alert.customer_id].append(alert_store.alert_view(alert))
+    items = [{"customer_id": r.customer_id, "owner_id": r.owner_id, "team": r.team, "tier": r.tier,
+              "lifecycle": r.lifecycle, "health_score": r.score, "band": r.band,
+              "revenue_12m": r.revenue_12m or Decimal(0), "risk": float(domain.risk_of(r.score)),
+              "value_at_stake": r.stake if r.stake is not None else domain.value_at_stake(r.revenue_12m, r.score),
+              "rules": [a["rule"] for a in by_customer[r.customer_id]], "alerts": by_customer[r.customer_id]}
+             for r in page]
+    next_cursor = _encode_queue_cursor(page[-1].rank, page[-1].customer_id) if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _encode_queue_cursor(rank, customer_id: str) -> str:
+    raw = json.dumps({"s": str(rank), "id": customer_id})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_queue_cursor(cursor: str) -> tuple[Decimal, str]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        stake = Decimal(raw["s"])
+        if not stake.is_finite():
+            raise ValueError("not a number")
+        return stake, str(raw["id"])
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        raise CrmError(f"invalid cursor: {exc}", field="cursor") from None
 
 
 def summary(uow, actor: Principal) -> dict:

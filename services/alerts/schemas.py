@@ -2,7 +2,7 @@
 from marshmallow import RAISE, Schema, fields, validate
 
 from crm_common.contracts.alerts import ALERT_OUTCOMES
-from crm_common.contracts.fields import Timestamp
+from crm_common.contracts.fields import TIERS, Timestamp
 from services.alerts.domain import RULE_NAMES
 
 STATUS_FILTERS = ("open", "acknowledged", "escalated", "resolved", "unresolved")
@@ -20,6 +20,15 @@ class AlertListQuerySchema(Strict):
     customer_id = Id()
     rule = fields.String(validate=validate.OneOf(RULE_NAMES))
     status = fields.String(validate=validate.OneOf(STATUS_FILTERS))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(validate=validate.Length(min=1, max=500))
+
+
+class AlertQueueQuerySchema(Strict):
+    team = Id()
+    rep = Id()
+    rule = fields.String(validate=validate.OneOf(RULE_NAMES))
+    tier = fields.String(validate=validate.OneOf(TIERS))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     cursor = fields.String(validate=validate.Length(min=1, max=500))
 

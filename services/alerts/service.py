@@ -29,6 +29,11 @@ class AlertsService(Operations):
         params = schemas.AlertListQuerySchema().load(request.args.to_dict())
         return self.store.run(queries.list_alerts, request.principal, params)
 
+    @api("GET", "/v1/alert-queue")
+    def alert_queue(self, request):
+        params = schemas.AlertQueueQuerySchema().load(request.args.to_dict())
+        return self.store.run(queries.alert_queue, request.principal, params)
+
     @api("GET", "/v1/alerts/summary")
     def alerts_summary(self, request):
         return self.store.run(queries.summary, request.principal)

@@ -298,3 +298,40 @@ def test_bad_input_answers_4xx_naming_the_field(world):
         assert rules["config"]["rules"]["interval_lengthening"]["enabled"] is False
     finally:
         assert admin.call("PUT", "/v1/alert-rules", {})[1]["overrides"] == {}
+
+
+def test_the_alert_queue_ranks_customers_by_value_at_stake(world):
+    """One entry per customer naming its unresolved alerts, ranked by 12-month revenue x (100 - score) / 100."""
+    raise_streak(world)
+    sweep(world)
+    mgr, north = world["mgr"], world["north"]
+    status, queue = mgr.get("/v1/alert-queue", team=north)
+    assert status == 200, queue
+    entries = {e["customer_id"]: e for e in queue["items"]}
+    quiet, streak = world["ids"]["quiet"], world["ids"]["streak"]
+    assert set(entries) == {quiet, streak}                 # happy has none; south is not this team's
+    assert entries[quiet]["rules"] == ["silence"]
+    assert "unanswered_followups" in entries[streak]["rules"]
+    for entry in entries.values():
+        assert [a["customer_id"] for a in entry["alerts"]] == [entry["customer_id"]] * len(entry["rules"])
+        assert entry["revenue_12m"] == "33000.00"           # eleven purchases of 3,000 in the last year
+        score = health(world, "quiet" if entry["customer_id"] == quiet else "streak")[1]["score"]
+        assert entry["health_score"] == score
+        assert entry["value_at_stake"] == f"{33000 * (100 - score) / 100:.2f}"
+    stakes = [float(e["value_at_stake"]) for e in queue["items"]]
+    assert stakes == sorted(stakes, reverse=True)
+
+    status, first = mgr.get("/v1/alert-queue", team=north, limit=1)   # keyset pages, nothing twice
+    status, second = mgr.get("/v1/alert-queue", team=north, limit=1, cursor=first["next_cursor"])
+    assert [e["customer_id"] for e in first["items"] + second["items"]] == [e["customer_id"] for e in queue["items"]]
+    assert second["next_cursor"] is None
+    assert [e["customer_id"] for e in mgr.get("/v1/alert-queue", team=north, rule="silence")[1]["items"]] == [quiet]
+    assert {e["customer_id"] for e in mgr.get("/v1/alert-queue", team=north, tier="B")[1]["items"]} == {quiet, streak}
+    assert mgr.get("/v1/alert-queue", team=north, tier="A")[1]["items"] == []   # 33,000 a year is tier B
+    # scope: the south rep sees only their customer; the north manager nothing of south's
+    assert {e["customer_id"] for e in world["s1"].get("/v1/alert-queue")[1]["items"]} == {world["ids"]["south"]}
+    assert world["ids"]["south"] not in {e["customer_id"] for e in mgr.get("/v1/alert-queue")[1]["items"]}
+    for params, field in (({"cursor": "nope"}, "cursor"), ({"tier": "Z"}, "tier"), ({"limit": 0}, "limit"),
+                          ({"colour": "red"}, "colour")):
+        status, body = mgr.get("/v1/alert-queue", **params)
+        assert status == 400 and field in body["fields"], (params, body)

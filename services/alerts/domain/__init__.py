@@ -11,7 +11,8 @@ from services.alerts.domain.config import (
 )
 from services.alerts.domain.health import (
     AT_RISK, HEALTHY, WATCH, BandChange, HealthBreakdown, band, band_change, engagement_score, frequency_score,
-    health_breakdown, health_score, monetary_score, recency_reference, recency_score, score_of,
+    health_breakdown, health_score, monetary_score, recency_reference, recency_score, risk_of, score_of,
+    value_at_stake,
 )
 from services.alerts.domain.judgement import RECHECK_AT_LEAST_EVERY, Judgement, judge, next_check
 from services.alerts.domain.lifecycle import (

@@ -21,6 +21,7 @@ class HealthBreakdown:
     monetary: float
     engagement: float
     weighted: float = field(default=0.0, compare=False, repr=False)  # unrounded 0..1 sum: how far from a band edge
+    revenue_12m: Decimal = field(default=Decimal(0), compare=False, repr=False)  # what value_at_stake weighs
 
 
 def recency_score(s: CustomerSignals, as_of: datetime, cfg: HealthConfig) -> float:
@@ -102,7 +103,17 @@ def health_breakdown(s: CustomerSignals, as_of: datetime, cfg: HealthConfig | No
     weighted = (w.recency * recency + w.frequency * frequency + w.monetary * monetary
                 + w.engagement * engagement) / w.total
     return HealthBreakdown(score_of(weighted), round(recency, 4), round(frequency, 4), round(monetary, 4),
-                           round(engagement, 4), weighted)
+                           round(engagement, 4), weighted, known.rolling_12m[1])
+
+
+def risk_of(score: int | None) -> Decimal:
+    """How likely the customer is lost, 0..1: the health score's complement (no score yet: 1)."""
+    return Decimal(1) if score is None else Decimal(100 - score) / 100
+
+
+def value_at_stake(revenue_12m: Decimal | None, score: int | None) -> Decimal:
+    """What the alert queue ranks by: rolling 12-month revenue times the risk (docs/alerts-rules.md)."""
+    return ((revenue_12m or Decimal(0)) * risk_of(score)).quantize(Decimal("0.01"))
 
 
 def score_of(weighted: float) -> int:

@@ -556,3 +556,16 @@ def test_resolution_effects():
     assert commands_on_resolve(resolve(new_alert(), "lost", "r", day(1))) == []
     with pytest.raises(DomainError):
         commands_on_resolve(new_alert())
+
+
+@pytest.mark.parametrize("revenue,score,stake", [
+    ("33000", 40, "19800.00"),     # 33,000 x (100 - 40) / 100
+    ("33000", 100, "0.00"),        # a perfectly healthy customer risks nothing
+    ("0", 5, "0.00"),              # a prospect: no revenue, nothing at stake however many rules fired
+    ("1234.56", 33, "827.16"),     # 1,234.56 x 0.67 = 827.1552, to the cent
+    ("500", None, "500.00"),       # not scored yet: all of it
+    (None, 10, "0.00"),
+])
+def test_value_at_stake_is_revenue_times_risk(revenue, score, stake):
+    from services.alerts.domain import value_at_stake
+    assert value_at_stake(None if revenue is None else Decimal(revenue), score) == Decimal(stake)
