@@ -1,7 +1,7 @@
 """Events published by the alerts service (source "crm/alerts")."""
 from marshmallow import Schema, fields, validate
 
-from crm_common.contracts.fields import Id, OneOf, OptionalId, Timestamp
+from crm_common.contracts.fields import Id, Money, OneOf, OptionalId, Timestamp
 from crm_common.events import define
 
 PRODUCER = "alerts"
@@ -76,3 +76,27 @@ class HealthScoreChanged(Schema):
     owner_id = OptionalId()
     team = fields.String(allow_none=True, load_default=None)
     as_of = Timestamp(required=True)
+
+
+class DigestEntry(Schema):
+    customer_id = Id(required=True)
+    owner_id = OptionalId()
+    tier = fields.String(allow_none=True, load_default=None)
+    lifecycle = fields.String(allow_none=True, load_default=None)
+    health_score = fields.Integer(allow_none=True, load_default=None)
+    value_at_stake = Money(required=True)  # 12-month revenue x risk, base currency
+    rules = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    first_raised_at = Timestamp(required=True)
+
+
+@define("alert.digest", 1, PRODUCER,
+        "Once a day, each rep's and each manager's top entries of the alert queue, most value at stake first: "
+        "for mail or chat.")
+class AlertDigest(Schema):
+    recipient_id = Id(required=True)
+    role = OneOf(("rep", "manager"), required=True)
+    team = fields.String(allow_none=True, load_default=None)
+    as_of = Timestamp(required=True)
+    entries = fields.List(fields.Nested(DigestEntry), required=True, validate=validate.Length(min=1))
+    customers_in_queue = fields.Integer(required=True, validate=validate.Range(min=1))  # the whole queue, not the top
+    value_at_stake = Money(required=True)                                            # of the whole queue

@@ -21,8 +21,9 @@ import eventlet
 from sqlalchemy import select, update
 
 from crm_common import metrics
-from services.alerts import alert_store, customer_store, domain, rules_store
-from services.alerts.models import alerts
+from crm_common.auth import Principal
+from services.alerts import alert_store, customer_store, domain, queries, rules_store
+from services.alerts.models import alerts, reps
 
 SERVICE = "alerts"
 SWEEP_WORKERS = 2
@@ -136,3 +137,35 @@ def escalate_due(uow, as_of: datetime, cfg: domain.AlertsConfig, batch_size: int
         uow.session.execute(update(alerts).where(alerts.c.alert_id.in_(ids)).values(
             status=domain.ESCALATED, escalated_at=as_of, escalated_to=to, updated_at=as_of))
     return len(rows)
+
+
+# ---------------------------------------------------------------- the daily digest
+
+DIGEST_TOP = 10
+
+
+def send_digests(store, as_of: datetime, top: int = DIGEST_TOP) -> dict:
+    """alert.digest for every active rep who owns an entry of the alert queue and every active manager whose
+    team has one: their top entries, most value at stake first. One short transaction per person."""
+    with store() as uow:
+        people = uow.session.execute(select(reps.c.rep_id, reps.c.role, reps.c.team).where(
+            reps.c.active.is_(True), reps.c.role.in_(("rep", "manager"))).order_by(reps.c.rep_id)).all()
+    sent = sum(store.run(send_digest, person, as_of, top) for person in people
+               if person.role == "rep" or person.team is not None)
+    return {"digests": sent}
+
+
+def send_digest(uow, person, as_of: datetime, top: int) -> int:
+    actor = Principal(person.rep_id, person.role, person.team)
+    page = queries.alert_queue(uow, actor, {"limit": top})
+    if not page["items"]:
+        return 0
+    customers, stake = queries.queue_totals(uow, actor)
+    uow.emit("alert.digest", person.rep_id, {
+        "recipient_id": person.rep_id, "role": person.role, "team": person.team, "as_of": as_of,
+        "customers_in_queue": customers, "value_at_stake": stake,
+        "entries": [{"customer_id": e["customer_id"], "owner_id": e["owner_id"], "tier": e["tier"],
+                     "lifecycle": e["lifecycle"], "health_score": e["health_score"],
+                     "value_at_stake": e["value_at_stake"], "rules": e["rules"],
+                     "first_raised_at": min(a["raised_at"] for a in e["alerts"])} for e in page["items"]]}, time=as_of)
+    return 1

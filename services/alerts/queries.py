@@ -65,14 +65,7 @@ def list_alerts(uow, actor: Principal, params: dict) -> dict:
 def alert_queue(uow, actor: Principal, params: dict) -> dict:
     """One entry per customer with unresolved alerts, naming each alert, most value at stake first (keyset
     pagination on stake and customer id). Scope and filters follow the customer's owner and team now."""
-    unresolved = [alerts.c.customer_id == customer_signals.c.customer_id, alerts.c.open_key.isnot(None)]
-    if "rule" in params:
-        unresolved.append(alerts.c.rule == params["rule"])
-    filters = [*_scope_filters(actor, customer_signals), select(alerts.c.alert_id).where(*unresolved).exists()]
-    for name, column in (("team", "team"), ("rep", "owner_id"), ("tier", "tier")):
-        if name in params:
-            filters.append(customer_signals.c[column] == params[name])
-    stake = func.coalesce(health_rows.c.stake, -1)  # not scored yet: last
+    filters, stake = _queue_filters(actor, params), QUEUE_RANK
     if params.get("cursor"):
         last_stake, last_id = _decode_queue_cursor(params["cursor"])
         filters.append(or_(stake < last_stake, and_(stake == last_stake, customer_signals.c.customer_id > last_id)))
@@ -97,6 +90,29 @@ def alert_queue(uow, actor: Principal, params: dict) -> dict:
              for r in page]
     next_cursor = _encode_queue_cursor(page[-1].rank, page[-1].customer_id) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
+
+
+QUEUE_RANK = func.coalesce(health_rows.c.stake, -1)  # not scored yet: last
+
+
+def _queue_filters(actor: Principal, params: dict) -> list:
+    unresolved = [alerts.c.customer_id == customer_signals.c.customer_id, alerts.c.open_key.isnot(None)]
+    if "rule" in params:
+        unresolved.append(alerts.c.rule == params["rule"])
+    filters = [*_scope_filters(actor, customer_signals), select(alerts.c.alert_id).where(*unresolved).exists()]
+    for name, column in (("team", "team"), ("rep", "owner_id"), ("tier", "tier")):
+        if name in params:
+            filters.append(customer_signals.c[column] == params[name])
+    return filters
+
+
+def queue_totals(uow, actor: Principal, params: dict | None = None) -> tuple[int, Decimal]:
+    """How many customers the queue holds and the value they put at stake, in scope."""
+    count, total = uow.session.execute(
+        select(func.count(), func.coalesce(func.sum(health_rows.c.stake), 0))
+        .select_from(customer_signals.join(health_rows, health_rows.c.customer_id == customer_signals.c.customer_id))
+        .where(*_queue_filters(actor, params or {}))).one()
+    return count, Decimal(str(total)).quantize(Decimal("0.01"))
 
 
 def _encode_queue_cursor(rank, customer_id: str) -> str:

@@ -85,11 +85,19 @@ class AlertsService(Operations):
             raise CrmError("as_of cannot be in the future", field="as_of")
         return self.sweep(as_of)
 
+    @api("POST", "/v1/alerts/digest")
+    def digest_now(self, request):
+        """Send each rep's and manager's alert.digest now (admin); the daily tick sends them after the sweep."""
+        request.principal.require("admin")
+        return jobs.send_digests(self.store, self.clock.now())
+
     @timer(interval=SWEEP_TICK_SECONDS)
     def daily_sweep(self):
-        """Hourly tick; the first replica to claim today's run does it, the others skip."""
+        """Hourly tick; the first replica to claim today's run does it, the others skip. The digests go out
+        in the same run, so they rank what this sweep judged."""
         now = self.clock.now()
-        self.store.run_job("alerts-sweep", now.date().isoformat(), lambda: self.sweep(now))
+        self.store.run_job("alerts-sweep", now.date().isoformat(),
+                           lambda: {**self.sweep(now), **jobs.send_digests(self.store, now)})
 
     @timer(interval=ESCALATION_TICK_SECONDS)
     def escalation_tick(self):

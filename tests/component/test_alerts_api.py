@@ -331,6 +331,9 @@ def test_the_alert_queue_ranks_customers_by_value_at_stake(world):
     # scope: the south rep sees only their customer; the north manager nothing of south's
     assert {e["customer_id"] for e in world["s1"].get("/v1/alert-queue")[1]["items"]} == {world["ids"]["south"]}
     assert world["ids"]["south"] not in {e["customer_id"] for e in mgr.get("/v1/alert-queue")[1]["items"]}
+    assert mgr.post("/v1/alerts/digest")[0] == 403
+    status, sent = world["admin"].post("/v1/alerts/digest")
+    assert status == 200 and sent["digests"] >= 3      # north's rep and manager, south's rep at least
     for params, field in (({"cursor": "nope"}, "cursor"), ({"tier": "Z"}, "tier"), ({"limit": 0}, "limit"),
                           ({"colour": "red"}, "colour")):
         status, body = mgr.get("/v1/alert-queue", **params)
