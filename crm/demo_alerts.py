@@ -62,6 +62,20 @@ def tour(base_url: str, tokens: dict, settle=lambda: None) -> None:
         score = f"health {health['score']} ({health['band']})" if health and "score" in health else ""
         print(f"    {item['company']:<40} owner {item['owner_id']:<12} {score}")
 
+    manager = next((k for k in tokens if k.startswith("mgr-")), None)
+    if manager:
+        _, queue = Api(base_url, tokens[manager]).call("GET", "/v1/alert-queue?limit=5")
+        _, everyone = admin.call("GET", "/v1/alert-queue?limit=1")
+        _, bought = admin.call("GET", "/v1/reports/distribution?dimension=lifecycle")
+        live = sum(v["customers"] for v in (bought or {}).get("values", []) if v["value"] not in ("potential", "churned"))
+        print(f"  Customers with open alerts: {everyone['customers']} ({everyone['customers'] / max(live, 1):.0%} of "
+              f"{live} customers who buy or bought lately), {float(everyone['value_at_stake']):,.0f} at stake")
+        print(f"  {manager}'s alert queue ({queue['customers']} customers), most value at stake first "
+              f"(12-month revenue x (100 - health) / 100):")
+        for entry in (queue or {}).get("items", []):
+            print(f"    {_company(admin, entry['customer_id']):<36} {entry['owner_id'] or '-':<12} "
+                  f"tier {entry['tier']} {entry['lifecycle'] or '-':<9} health {entry['health_score']!s:>3}  "
+                  f"at stake {float(entry['value_at_stake']):>10,.0f}  {', '.join(entry['rules'])}")
     rep_id = next((k for k in tokens if k.startswith("rep-")), None)
     if rep_id:
         rep = Api(base_url, tokens[rep_id])

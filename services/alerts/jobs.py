@@ -160,10 +160,9 @@ def send_digest(uow, person, as_of: datetime, top: int) -> int:
     page = queries.alert_queue(uow, actor, {"limit": top})
     if not page["items"]:
         return 0
-    customers, stake = queries.queue_totals(uow, actor)
     uow.emit("alert.digest", person.rep_id, {
         "recipient_id": person.rep_id, "role": person.role, "team": person.team, "as_of": as_of,
-        "customers_in_queue": customers, "value_at_stake": stake,
+        "customers_in_queue": page["customers"], "value_at_stake": page["value_at_stake"],
         "entries": [{"customer_id": e["customer_id"], "owner_id": e["owner_id"], "tier": e["tier"],
                      "lifecycle": e["lifecycle"], "health_score": e["health_score"],
                      "value_at_stake": e["value_at_stake"], "rules": e["rules"],

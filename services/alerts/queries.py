@@ -89,7 +89,8 @@ def alert_queue(uow, actor: Principal, params: dict) -> dict:
               "rules": [a["rule"] for a in by_customer[r.customer_id]], "alerts": by_customer[r.customer_id]}
              for r in page]
     next_cursor = _encode_queue_cursor(page[-1].rank, page[-1].customer_id) if len(rows) > limit else None
-    return {"items": items, "next_cursor": next_cursor}
+    customers, at_stake = queue_totals(uow, actor, params)
+    return {"items": items, "next_cursor": next_cursor, "customers": customers, "value_at_stake": at_stake}
 
 
 QUEUE_RANK = func.coalesce(health_rows.c.stake, -1)  # not scored yet: last

@@ -320,6 +320,7 @@ def test_the_alert_queue_ranks_customers_by_value_at_stake(world):
         assert entry["value_at_stake"] == f"{33000 * (100 - score) / 100:.2f}"
     stakes = [float(e["value_at_stake"]) for e in queue["items"]]
     assert stakes == sorted(stakes, reverse=True)
+    assert (queue["customers"], float(queue["value_at_stake"])) == (2, sum(stakes))  # the whole queue
 
     status, first = mgr.get("/v1/alert-queue", team=north, limit=1)   # keyset pages, nothing twice
     status, second = mgr.get("/v1/alert-queue", team=north, limit=1, cursor=first["next_cursor"])
