@@ -16,6 +16,19 @@ def _company(api: Api, customer_id: str) -> str:
     return body["company"] if status == 200 else customer_id
 
 
+def _customers(api: Api, listing: str, key: str = "id") -> set[str]:
+    """Every customer id a listing names, page by page (500 a page)."""
+    found, cursor = set(), None
+    while True:
+        status, page = api.call("GET", f"{listing}&limit=500" + (f"&cursor={cursor}" if cursor else ""))
+        if status != 200:
+            raise RuntimeError(f"listing {listing} failed: {status} {page}")
+        found |= {item[key] for item in page["items"]}
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return found
+
+
 def _signals(alert: dict) -> str:
     return "; ".join(f"{s['name']}={s['value']} (limit {s['threshold']})" for s in alert["signals"])
 
@@ -24,6 +37,7 @@ def tour(base_url: str, tokens: dict, settle=lambda: None) -> None:
     """settle(): waits until the sweep's events reached their consumers (customers flags at-risk ones)."""
     admin = Api(base_url, tokens["admin"])
     print("\nChurn early warning (alerts service):")
+    buying = _customers(admin, "/v1/customers?lifecycle=new") | _customers(admin, "/v1/customers?lifecycle=active")
     status, sweep = admin.call("POST", "/v1/alerts/sweep", {})
     if status != 200:
         print(f"  sweep failed: HTTP {status} {sweep}")
@@ -65,11 +79,10 @@ def tour(base_url: str, tokens: dict, settle=lambda: None) -> None:
     manager = next((k for k in tokens if k.startswith("mgr-")), None)
     if manager:
         _, queue = Api(base_url, tokens[manager]).call("GET", "/v1/alert-queue?limit=5")
-        _, everyone = admin.call("GET", "/v1/alert-queue?limit=1")
-        _, bought = admin.call("GET", "/v1/reports/distribution?dimension=lifecycle")
-        live = sum(v["customers"] for v in (bought or {}).get("values", []) if v["value"] not in ("potential", "churned"))
-        print(f"  Customers with open alerts: {everyone['customers']} ({everyone['customers'] / max(live, 1):.0%} of "
-              f"{live} customers who buy or bought lately), {float(everyone['value_at_stake']):,.0f} at stake")
+        queued = _customers(admin, "/v1/alert-queue?", key="customer_id")
+        print(f"  Open alerts on {len(queued & buying)} of the {len(buying)} customers buying on their cycle before "
+              f"the sweep (new or active, {len(queued & buying) / max(len(buying), 1):.0%}); on {len(queued)} "
+              f"customers in all, most of the rest no_repurchase on those who stopped buying")
         print(f"  {manager}'s alert queue ({queue['customers']} customers), most value at stake first "
               f"(12-month revenue x (100 - health) / 100):")
         for entry in (queue or {}).get("items", []):

@@ -79,11 +79,15 @@ def _lifecycles(admin: Api) -> dict[str, str]:
             return found
 
 
-def _plan(rng: random.Random, customer_id: str, owner_id: str, lifecycle: str, now: datetime) -> dict:
-    """At most three touches, oldest first, and perhaps a manual follow-up (done, unanswered or due today)."""
+def _plan(rng: random.Random, customer_id: str, owner_id: str, lifecycle: str, now: datetime,
+          diligence: float = 0.0) -> dict:
+    """At most three touches, oldest first, and perhaps a manual follow-up (done, unanswered or due today).
+    With the owner's ``diligence`` (the share of cadence tasks the rep keeps) the last touch is recent and
+    answered, as a rep working the cadence leaves it; otherwise it falls where the lifecycle's recency says."""
     oldest, newest_lo, newest_hi = RECENCY.get(lifecycle, (540, 1, 30))
     count = rng.choice((1, 1, 2, 2, 3)) if lifecycle != "churned" else rng.choice((1, 1, 2))
-    last = rng.uniform(newest_lo, newest_hi)
+    on_cadence = lifecycle != "churned" and rng.random() < diligence
+    last = rng.uniform(0.5, min(newest_hi, 18)) if on_cadence else rng.uniform(newest_lo, newest_hi)
     days = sorted((rng.uniform(last, oldest) for _ in range(count - 1)), reverse=True) + [last]
     touches, open_complaint = [], None
     for i, days_ago in enumerate(days):
@@ -91,6 +95,8 @@ def _plan(rng: random.Random, customer_id: str, owner_id: str, lifecycle: str, n
         if lifecycle == "potential" and kind == "survey":
             kind = "call"
         outcome, satisfaction = _outcome(rng, kind, lifecycle)
+        if on_cadence and i == len(days) - 1 and kind not in ("complaint", "survey"):
+            outcome = rng.choice(("reached", "reached", "positive"))  # the cadence call got through
         touch = {"customer_id": customer_id, "kind": kind, "outcome": outcome, "satisfaction": satisfaction,
                  "occurred_at": (now - timedelta(days=days_ago)).isoformat(),
                  "summary": rng.choice(SUMMARIES[kind])}
@@ -158,7 +164,10 @@ def load(base_url: str, tokens: dict, customer_ids: list, people: list, rng: ran
     progress(n): called as customers are done."""
     admin = Api(base_url, tokens["admin"])
     lifecycles = _lifecycles(admin)
-    plans = [_plan(rng, cid, owner, lifecycles.get(cid, "active"), now) for cid, owner in customer_ids]
+    # how much of their cadence each rep keeps: most of it, and reps differ, as real teams do
+    diligence = {p["id"]: round(rng.uniform(0.70, 0.97), 2) for p in people if p["role"] == "rep"}
+    plans = [_plan(rng, cid, owner, lifecycles.get(cid, "active"), now, diligence.get(owner, 0.85))
+             for cid, owner in customer_ids]
     totals: Counter = Counter()
     pool = GreenPool(CONCURRENCY)
     for done in pool.imap(lambda plan: _run_plan(base_url, tokens, plan), plans):
@@ -173,7 +182,7 @@ def load(base_url: str, tokens: dict, customer_ids: list, people: list, rng: ran
             raise RuntimeError(f"{job} sweep failed: {status} {result}")
         sweeps[job] = result
     interactions = sum(totals[kind] for kind, _ in KINDS)
-    return {"interactions": interactions, "by_kind": {kind: totals[kind] for kind, _ in KINDS},
+    return {"interactions": interactions, "by_kind": {kind: totals[kind] for kind, _ in KINDS}, "diligence": diligence,
             "resolved_complaints": totals["resolved complaints"], "manual_follow_ups": totals["manual follow-ups"],
             "follow_ups_done": totals["follow-ups done"],
             "reminders": sweeps["reminders"]["emitted"], "care_tasks": sweeps["care"]["created"]}

@@ -79,6 +79,8 @@ def run(args) -> None:
     print(f"Logged {touches['interactions']} interactions (18 months, backdated) and "
           f"{touches['manual_follow_ups']} manual follow-ups; {_published()} events published and applied in "
           f"{time.monotonic() - started:.1f}s.")
+    kept = sorted(touches["diligence"].values())
+    print(f"Reps keep {kept[0]:.0%} to {kept[-1]:.0%} of their cadence (each rep their own share).")
     tour(base_url, data)
     demo_followups.tour(base_url, data["tokens"])
     demo_alerts.tour(base_url, data["tokens"], settle=lambda: settle(service_runner, "alert events settling"))
