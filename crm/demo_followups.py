@@ -131,14 +131,19 @@ def _plan(rng: random.Random, customer_id: str, owner_id: str, lifecycle: str, n
     return {"owner_id": owner_id, "touches": touches, "follow_up": follow_up, "answer": answer}
 
 
+def interaction_body(touch: dict, logged_ids: list) -> dict:
+    """The POST /v1/interactions body of a planned touch (``resolves``: the index of the complaint it settles)."""
+    body = {k: v for k, v in touch.items() if k != "resolves" and v is not None}
+    if "resolves" in touch:
+        body["resolves_complaint_id"] = logged_ids[touch["resolves"]]
+    return body
+
+
 def _run_plan(base_url: str, tokens: dict, plan: dict) -> Counter:
     api = Api(base_url, tokens[plan["owner_id"]])
     done, ids = Counter(), []
     for touch in plan["touches"]:
-        body = {k: v for k, v in touch.items() if k != "resolves" and v is not None}
-        if "resolves" in touch:
-            body["resolves_complaint_id"] = ids[touch["resolves"]]
-        status, result = api.call("POST", "/v1/interactions", body)
+        status, result = api.call("POST", "/v1/interactions", interaction_body(touch, ids))
         if status != 201:
             raise RuntimeError(f"logging an interaction failed: {status} {result}")
         ids.append(result["id"])

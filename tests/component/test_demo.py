@@ -23,3 +23,58 @@ def test_demo_runs_end_to_end(tmp_path):
         assert expected in out, f"{expected!r} missing from the demo's output:\n{out[-3000:]}"
     charts = os.listdir(data_dir / "reports")
     assert {"churn-by-team.svg", "repurchase-by-team.svg", "summary-by-team-monthly.csv"} <= set(charts)
+
+
+def documented_fields(schema, document):
+    """The property names a request schema documents ($refs resolved), nested objects and arrays included."""
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    names = {}
+    for part in schema.get("allOf", []):
+        names.update(documented_fields(part, document))
+    for name, prop in schema.get("properties", {}).items():
+        inner = prop.get("items", prop)
+        nested = any(key in inner for key in ("$ref", "properties", "allOf"))
+        names[name] = documented_fields(inner, document) if nested else None
+    return names
+
+
+def undocumented(body, fields, where=""):
+    """The keys of a body (recursively) that the documented fields do not name."""
+    found = []
+    for key, value in body.items():
+        if key not in fields:
+            found.append(f"{where}{key}")
+        elif fields[key] is not None:
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    found += undocumented(item, fields[key], f"{where}{key}.")
+    return found
+
+
+def test_the_demo_sends_only_documented_fields():
+    """Its loader is a client like any other: every field of its import and interaction bodies is in the OpenAPI."""
+    import random
+    from datetime import datetime, timezone
+
+    from crm import demo, demo_followups
+    from crm_common.ops import openapi_document
+
+    document = openapi_document()
+
+    def request_fields(path):
+        return documented_fields(document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+                                 ["schema"], document)
+    rng, now = random.Random(3), datetime.now(timezone.utc)
+    owner = {"id": "rep-north-1"}
+    imports = [demo.customer_history(rng, i, owner, now) for i in range(200)]
+    plans = [demo_followups._plan(rng, f"c{i}", "rep-north-1", lifecycle, now, diligence)
+             for i, lifecycle in enumerate(("potential", "new", "active", "at_risk", "dormant", "churned") * 30)
+             for diligence in (0.0, 1.0)]
+    sent = {"/v1/customers/import": imports,
+            "/v1/interactions": [demo_followups.interaction_body(t, ["int_1", "int_2", "int_3"]) for p in plans
+                                 for t in p["touches"] + ([p["answer"]] if p["answer"] else [])],
+            "/v1/tasks": [p["follow_up"] for p in plans if p["follow_up"]]}
+    for path, bodies in sent.items():
+        fields = request_fields(path)
+        assert bodies and not {key for body in bodies for key in undocumented(body, fields)}, path
