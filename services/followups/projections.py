@@ -139,6 +139,7 @@ def on_rep_changed(uow, event, ctx: Context) -> None:
         uow.session.execute(insert(rep_view).values(rep_id=d["rep_id"], **values))
     else:
         uow.session.execute(update(rep_view).where(rep_view.c.rep_id == d["rep_id"]).values(**values))
+    task_store.forget_rep(uow, d["rep_id"])
     if not d["active"]:
         _hand_over_tasks_of_departed_rep(uow, d["rep_id"], ctx)
 

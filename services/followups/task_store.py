@@ -81,9 +81,18 @@ def visible_task(uow, actor: Principal, task_id: str) -> dict:
 
 
 def rep_row(uow, rep_id: str | None):
+    """The rep's directory entry, read once per transaction (a batch assigns many tasks to few reps);
+    forget_rep drops it when the transaction itself changes the entry."""
     if rep_id is None:
         return None
-    return uow.session.execute(select(rep_view).where(rep_view.c.rep_id == rep_id)).first()
+    known = uow.session.info.setdefault("rep_rows", {})
+    if rep_id not in known:
+        known[rep_id] = uow.session.execute(select(rep_view).where(rep_view.c.rep_id == rep_id)).first()
+    return known[rep_id]
+
+
+def forget_rep(uow, rep_id: str) -> None:
+    uow.session.info.get("rep_rows", {}).pop(rep_id, None)
 
 
 def choose_assignee(uow, customer, exclude: str | None = None) -> tuple[str | None, str | None]:
@@ -93,7 +102,7 @@ def choose_assignee(uow, customer, exclude: str | None = None) -> tuple[str | No
     owner_rep = rep_row(uow, owner)
     owner_active = owner is not None and (owner_rep.active if owner_rep is not None else True)
     members = []
-    if team is not None:
+    if team is not None and not owner_active:  # the team takes turns only when the owner cannot take it
         members = [domain.TeamMember(r.rep_id, r.active and r.rep_id != exclude) for r in uow.session.execute(
             select(rep_view.c.rep_id, rep_view.c.active).where(rep_view.c.team == team, rep_view.c.role == "rep"))]
     cursor = None
