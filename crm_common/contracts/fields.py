@@ -1,7 +1,7 @@
 """Field helpers shared by the contracts, so every payload spells values alike."""
-from datetime import timezone
+from datetime import datetime, timezone
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 TIERS = ("A", "B", "C")
 LIFECYCLES = ("potential", "new", "active", "dormant", "at_risk", "churned")
@@ -21,6 +21,11 @@ def OptionalId(**kw):
     return fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=64), **kw)
 
 
+# every moment a CRM deals in; outside it, windows subtracted or added (365 days, grace periods) overflow
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+
+
 class UTCDateTime(fields.AwareDateTime):
     """RFC 3339 timestamp; naive input is taken as UTC and every value comes out in UTC."""
 
@@ -28,7 +33,13 @@ class UTCDateTime(fields.AwareDateTime):
         super().__init__(default_timezone=timezone.utc, **kw)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
+        try:
+            moment = super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: no such UTC instant
+            raise ValidationError("Not a valid datetime: no such UTC instant.") from None
+        if not EARLIEST <= moment < LATEST:
+            raise ValidationError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+        return moment
 
 
 def Timestamp(**kw):

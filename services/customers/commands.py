@@ -191,6 +191,7 @@ def record_purchase(uow, actor: Principal, customer_id: str, data: dict, now: da
 def move_stage(uow, actor: Principal, customer_id: str, stage: str, changed_at: datetime | None,
                now: datetime) -> dict:
     row = load_customer(uow, actor, customer_id, for_update=True)
+    domain.check_live(row.archived_at)
     changed_at = changed_at or now
     previous = uow.session.execute(select(func.max(stage_history.c.changed_at))
                                    .where(stage_history.c.customer_id == customer_id)).scalar()
@@ -229,6 +230,7 @@ def transfer_customer(uow, actor: Principal, customer_id: str, to_owner_id: str,
                       now: datetime) -> dict:
     actor.require("manager", "admin")
     row = load_customer(uow, actor, customer_id, for_update=True)
+    domain.check_live(row.archived_at)
     to_rep = load_rep(uow, to_owner_id, field="to_owner_id")
     domain.check_transfer(actor, row.owner_id, to_rep)
     _move_owner(uow, actor, row, to_rep, new_id("trf"), reason, now)

@@ -155,6 +155,8 @@ def _decode_cursor(cursor: str, sort: str):
             value = datetime.fromisoformat(value["t"])
         elif isinstance(value, dict) and "d" in value:
             value = Decimal(value["d"])
+        if isinstance(value, (dict, list)):
+            raise ValueError("not a sort value")
         return value, str(raw["id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CrmError(f"invalid cursor: {exc}", field="cursor") from None

@@ -55,7 +55,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return datetime.fromisoformat(raw["d"]).astimezone(timezone.utc), str(raw["id"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CrmError(f"invalid cursor: {exc}", field="cursor") from None
 
 

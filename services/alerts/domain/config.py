@@ -25,9 +25,12 @@ def _flag(value: Any, name: str) -> bool:
     return value
 
 
+MAX_WHOLE = 100_000  # days or hours: more overflows the timedelta arithmetic of the sweep
+
+
 def _whole(value: Any, name: str, minimum: int = 1, what: str = "a positive whole number") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise DomainError(f"must be {what}, got {value!r}", name)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_WHOLE:
+        raise DomainError(f"must be {what} (at most {MAX_WHOLE}), got {value!r}", name)
     return value
 
 
@@ -48,8 +51,8 @@ def _money(value: Any, name: str) -> Decimal:
         amount = Decimal(str(value)) if not isinstance(value, bool) else None
     except InvalidOperation:
         amount = None
-    if amount is None or not amount.is_finite() or amount <= 0:
-        raise DomainError(f"must be a positive amount, got {value!r}", name)
+    if amount is None or not amount.is_finite() or not 0 < amount <= 10 ** 15:
+        raise DomainError(f"must be a positive amount (at most 10^15), got {value!r}", name)
     return amount
 
 

@@ -27,6 +27,7 @@ def create_manual_task(uow, actor: Principal, data: dict, now: datetime, setting
     customer = read_model.visible_customer(uow, actor, data["customer_id"], now, fetch_brief, policy)
     if customer.archived:
         raise DomainError(f"customer {customer.customer_id} is archived", field="customer_id")
+    domain.check_due_at(data["due_at"], customer.created_at)
     assignee_id, team = data.get("assignee_id"), None
     if assignee_id is not None:
         team = _check_assignee(uow, actor, assignee_id).team

@@ -32,7 +32,8 @@ from services.followups.domain.responses import (
 )
 from services.followups.domain.tasks import (
     DEFAULT_DUE_SOON_WINDOW, DEFAULT_GRACE_PERIOD, REMINDER_EVENTS, REMINDER_STATES, TASK_STATUSES, PlannedTask,
-    Task, advance_reminders, complete, reassign, record_reminder, reminder_transitions, reschedule, skip,
+    Task, advance_reminders, check_due_at, complete, reassign, record_reminder, reminder_transitions, reschedule,
+    skip,
 )
 from services.followups.domain.worklist import (
     MissedFollowUps, count_missed, end_of_day, may_view_worklist, prioritize, todays_tasks,

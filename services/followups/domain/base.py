@@ -43,9 +43,12 @@ def require_choice(value: Any, choices: Iterable[str], name: str) -> str:
     return value
 
 
+MAX_DAYS = 36_500  # a century: more overflows the date arithmetic of the cadence
+
+
 def require_days(value: Any, name: str, *, minimum: int = 1) -> int:
     """Day counts are whole numbers; bool is refused although it is an int subclass."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_DAYS:
         what = "a positive whole number of days" if minimum == 1 else f"a whole number of days >= {minimum}"
         raise DomainError(f"must be {what}, got {value!r}", field=name)
     return value

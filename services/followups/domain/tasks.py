@@ -68,6 +68,17 @@ class Task:
         return self.status == "open"
 
 
+# a task may be due a little before its customer was entered (today's call, keyed in tonight), never earlier
+DUE_BEFORE_CUSTOMER_GRACE = timedelta(days=1)
+
+
+def check_due_at(due_at: datetime, customer_created_at: datetime | None) -> None:
+    """A manual task's due time: the past is allowed (imported history), not before the customer existed."""
+    if customer_created_at is not None and due_at < customer_created_at - DUE_BEFORE_CUSTOMER_GRACE:
+        raise DomainError(f"due_at is before the customer was created ({customer_created_at.isoformat()})",
+                          field="due_at")
+
+
 def _require_open(task: Task, action: str) -> None:
     if not task.is_open:
         raise DomainError(f"cannot {action} task {task.task_id}: it is already {task.status}", field="status")

@@ -155,6 +155,8 @@ def parse_period(label: str) -> Period:
                 start = date(numbers[0], 3 * numbers[1] - 2, 1)
         except ValueError:
             break
+        if not 1900 <= start.year <= 2999:  # its neighbours (the default range, the end) must exist too
+            break
         return Period(kind, start)
     raise InvalidPeriod(f"bad period {label!r}; use 2026-07-14, 2026-W27, 2026-07 or 2026-Q3", field="period")
 

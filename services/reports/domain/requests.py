@@ -86,6 +86,8 @@ def as_of_day(value: date | None, today: date) -> date:
     """The day whose end the stocks are taken at: today unless given, never in the future."""
     if value is None:
         return today
+    if value.year < 1900:
+        raise CrmError(f"as_of {value} is before 1900", field="as_of")
     if value > today:
         raise CrmError(f"as_of {value} is in the future (today is {today})", field="as_of")
     return value

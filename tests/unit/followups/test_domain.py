@@ -933,3 +933,14 @@ class TestRulesOfTheUseCases:
         assert not domain.may_view_worklist("manager", "m", "north", "r3", "south")
         assert domain.may_view_worklist("admin", "a", None, "r3", "south")
         assert not domain.may_view_worklist("admin", "a", None, "ghost", None, rep_known=False)
+
+
+def test_a_manual_task_may_be_due_in_the_past_but_not_before_its_customer_existed():
+    from services.followups.domain import check_due_at
+    created = datetime(2026, 6, 30, 12, tzinfo=timezone.utc)
+    check_due_at(created - timedelta(hours=23), created)   # keyed in late: due this morning
+    check_due_at(created + timedelta(days=3), created)
+    check_due_at(created - timedelta(days=3650), None)     # customer's creation unknown here: no judgement
+    with pytest.raises(DomainError) as refused:
+        check_due_at(created - timedelta(days=1, seconds=1), created)
+    assert refused.value.field == "due_at"
