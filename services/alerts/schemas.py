@@ -14,23 +14,25 @@ class Strict(Schema):
         unknown = RAISE
 
 
-class AlertListQuerySchema(Strict):
+class PageQuery(Strict):
+    """Keyset pages: ``limit`` rows after ``cursor`` (the ``next_cursor`` of the page before)."""
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(validate=validate.Length(min=1, max=500))
+
+
+class AlertListQuerySchema(PageQuery):
     owner_id = Id()
     team = Id()
     customer_id = Id()
     rule = fields.String(validate=validate.OneOf(RULE_NAMES))
     status = fields.String(validate=validate.OneOf(STATUS_FILTERS))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = fields.String(validate=validate.Length(min=1, max=500))
 
 
-class AlertQueueQuerySchema(Strict):
+class AlertQueueQuerySchema(PageQuery):
     team = Id()
     rep = Id()
     rule = fields.String(validate=validate.OneOf(RULE_NAMES))
     tier = fields.String(validate=validate.OneOf(TIERS))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = fields.String(validate=validate.Length(min=1, max=500))
 
 
 class AcknowledgeSchema(Strict):
