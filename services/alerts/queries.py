@@ -1,16 +1,15 @@
 """What the HTTP API reads: alerts, their summary, a customer's health, the rules in effect. Read only."""
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import and_, func, or_, select
 
 from crm_common.auth import Principal
+from crm_common.cursors import decode_cursor, encode_cursor
 from crm_common.db import utc
-from crm_common.errors import CrmError, NotFound
+from crm_common.errors import NotFound
 from services.alerts import alert_store, customer_store, domain, rules_store
 from services.alerts.models import alerts, customer_signals, health_history
 from services.alerts.models import customer_health as health_rows
@@ -20,19 +19,6 @@ STATUSES = (domain.OPEN, domain.ACKNOWLEDGED, domain.ESCALATED, domain.RESOLVED)
 
 def get_alert(uow, actor: Principal, alert_id: str) -> dict:
     return alert_store.alert_view(alert_store.load_alert(uow, actor, alert_id))
-
-
-def _encode_cursor(raised_at: datetime, alert_id: str) -> str:
-    raw = json.dumps({"t": utc(raised_at).isoformat(), "id": alert_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(raw["t"]), str(raw["id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CrmError(f"invalid cursor: {exc}", field="cursor") from None
 
 
 def _scope_filters(actor: Principal, table) -> list:
@@ -51,14 +37,16 @@ def list_alerts(uow, actor: Principal, params: dict) -> dict:
     elif status:
         filters.append(alerts.c.status == status)
     if params.get("cursor"):
-        raised_at, last_id = _decode_cursor(params["cursor"])
+        raised_at, last_id = decode_cursor(params["cursor"], lambda key: (datetime.fromisoformat(key["t"]),
+                                                                           str(key["id"])))
         filters.append(or_(alerts.c.raised_at < raised_at,
                            and_(alerts.c.raised_at == raised_at, alerts.c.alert_id < last_id)))
     limit = params.get("limit", 50)
     rows = uow.session.execute(select(alerts).where(*filters)
                                .order_by(alerts.c.raised_at.desc(), alerts.c.alert_id.desc()).limit(limit + 1)).all()
     page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1].raised_at, page[-1].alert_id) if len(rows) > limit else None
+    last = page[-1] if len(rows) > limit else None
+    next_cursor = last and encode_cursor({"t": utc(last.raised_at).isoformat(), "id": last.alert_id})
     return {"items": [alert_store.alert_view(r) for r in page], "next_cursor": next_cursor}
 
 
@@ -67,7 +55,7 @@ def alert_queue(uow, actor: Principal, params: dict) -> dict:
     pagination on stake and customer id). Scope and filters follow the customer's owner and team now."""
     filters, stake = _queue_filters(actor, params), QUEUE_RANK
     if params.get("cursor"):
-        last_stake, last_id = _decode_queue_cursor(params["cursor"])
+        last_stake, last_id = decode_cursor(params["cursor"], _queue_key)
         filters.append(or_(stake < last_stake, and_(stake == last_stake, customer_signals.c.customer_id > last_id)))
     limit = params.get("limit", 50)
     rows = uow.session.execute(
@@ -88,7 +76,7 @@ def alert_queue(uow, actor: Principal, params: dict) -> dict:
               "value_at_stake": r.stake if r.stake is not None else domain.value_at_stake(r.revenue_12m, r.score),
               "rules": [a["rule"] for a in by_customer[r.customer_id]], "alerts": by_customer[r.customer_id]}
              for r in page]
-    next_cursor = _encode_queue_cursor(page[-1].rank, page[-1].customer_id) if len(rows) > limit else None
+    next_cursor = encode_cursor({"s": str(page[-1].rank), "id": page[-1].customer_id}) if len(rows) > limit else None
     customers, at_stake = queue_totals(uow, actor, params)
     return {"items": items, "next_cursor": next_cursor, "customers": customers, "value_at_stake": at_stake}
 
@@ -116,20 +104,11 @@ def queue_totals(uow, actor: Principal, params: dict | None = None) -> tuple[int
     return count, Decimal(str(total)).quantize(Decimal("0.01"))
 
 
-def _encode_queue_cursor(rank, customer_id: str) -> str:
-    raw = json.dumps({"s": str(rank), "id": customer_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_queue_cursor(cursor: str) -> tuple[Decimal, str]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        stake = Decimal(raw["s"])
-        if not stake.is_finite():
-            raise ValueError("not a number")
-        return stake, str(raw["id"])
-    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
-        raise CrmError(f"invalid cursor: {exc}", field="cursor") from None
+def _queue_key(key: dict) -> tuple[Decimal, str]:
+    stake = Decimal(key["s"])
+    if not stake.is_finite():
+        raise ValueError("not a number")
+    return stake, str(key["id"])
 
 
 def summary(uow, actor: Principal) -> dict:

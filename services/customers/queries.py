@@ -2,16 +2,15 @@
 Read-only; every function takes a unit of work and the principal whose scope limits the answer."""
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import literal, or_, select, tuple_
 
 from crm_common.auth import SYSTEM, Principal
+from crm_common.cursors import decode_cursor, encode_cursor
 from crm_common.db import utc
-from crm_common.errors import CrmError, NotFound
+from crm_common.errors import NotFound
 from services.customers.models import (
     classification_history, customer_tags, customers, infrastructure, ownership_history, purchases, reps,
     stage_history,
@@ -141,22 +140,19 @@ def _encode_cursor(sort: str, value, last_id: str) -> str:
         value = {"t": utc(value).isoformat()}
     elif isinstance(value, Decimal):
         value = {"d": str(value)}
-    raw = json.dumps({"s": sort, "v": value, "id": last_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor({"s": sort, "v": value, "id": last_id})
 
 
 def _decode_cursor(cursor: str, sort: str):
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if raw["s"] != sort:
+    def read(key: dict):
+        if key["s"] != sort:
             raise ValueError("cursor was made for another sort")
-        value = raw["v"]
+        value = key["v"]
         if isinstance(value, dict) and "t" in value:
             value = datetime.fromisoformat(value["t"])
         elif isinstance(value, dict) and "d" in value:
             value = Decimal(value["d"])
         if isinstance(value, (dict, list)):
             raise ValueError("not a sort value")
-        return value, str(raw["id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CrmError(f"invalid cursor: {exc}", field="cursor") from None
+        return value, str(key["id"])
+    return decode_cursor(cursor, read)

@@ -2,16 +2,15 @@
 measure and the cadence policy. Reads only (a timeline may seed an unknown customer, see read_model)."""
 from __future__ import annotations
 
-import base64
-import json
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, func, or_, select
 
 from crm_common.auth import Principal
+from crm_common.cursors import decode_cursor, encode_cursor
 from crm_common.db import utc
-from crm_common.errors import CrmError, NotFound
+from crm_common.errors import NotFound
 from services.followups import cadence, domain, read_model, task_store
 from services.followups.domain.cadence import CadencePolicy
 from services.followups.domain.settings import FollowupsSettings, parse_utc_offset
@@ -47,16 +46,12 @@ def customer_timeline(uow, actor: Principal, customer_id: str, limit: int, now: 
 
 
 def _encode_cursor(due_at: datetime, task_id: str) -> str:
-    raw = json.dumps({"d": utc(due_at).isoformat(), "id": task_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor({"d": utc(due_at).isoformat(), "id": task_id})
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(raw["d"]).astimezone(timezone.utc), str(raw["id"])
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise CrmError(f"invalid cursor: {exc}", field="cursor") from None
+    return decode_cursor(cursor, lambda key: (datetime.fromisoformat(key["d"]).astimezone(timezone.utc),
+                                              str(key["id"])))
 
 
 def list_tasks(uow, actor: Principal, params: dict) -> dict:
