@@ -1,4 +1,4 @@
-"""Command line: ``python -m crm {demo,embedded,serve,migrate,token,docs-events}``."""
+"""Command line: ``python -m crm {demo,embedded,serve,migrate,token,import,docs-events}``."""
 import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # nameko 2 runs on eventlet by design
@@ -96,6 +96,9 @@ def main(argv=None):
     token.add_argument("--team")
     token.add_argument("--ttl-days", type=int, default=90)
     token.set_defaults(func=_token)
+
+    from crm import importer
+    importer.add_parser(commands)
 
     docs = commands.add_parser("docs-events", help="write docs/events.md, docs/asyncapi.yaml and docs/schemas/ "
                                                     "from the registered contracts")

@@ -15,6 +15,7 @@ import os
 import random
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -176,6 +177,24 @@ class UnitOfWork:
         if self.events and self._on_commit:
             self._on_commit()
         self.events = []
+
+    @contextmanager
+    def savepoint(self, keep: bool = True):
+        """A part of the transaction that is undone alone when it raises (or always, with keep=False: a dry
+        run), its events included; the rest of the transaction goes on."""
+        mark = len(self.events)
+        nested = self.session.begin_nested()
+        try:
+            yield
+        except BaseException:
+            nested.rollback()
+            del self.events[mark:]
+            raise
+        if keep:
+            nested.commit()
+        else:
+            nested.rollback()
+            del self.events[mark:]
 
     def emit(self, name: str, subject, data: dict, time: datetime | None = None) -> Event:
         """Record an event for this transaction (validated now); at commit it goes to the outbox, numbered

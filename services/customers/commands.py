@@ -57,12 +57,14 @@ def update_rep(uow, actor: Principal, rep_id: str, data: dict, now: datetime) ->
 
 # ---------------------------------------------------------------- the customer record
 
-def _owner_and_team(uow, actor: Principal, owner_id: str | None) -> tuple[str | None, str | None]:
+def _owner_and_team(uow, actor: Principal, owner_id: str | None,
+                    team: str | None = None) -> tuple[str | None, str | None]:
     owner_id = domain.requested_owner(actor, owner_id)
     if owner_id is None:
-        return None, domain.team_of_unowned(actor)
+        return None, domain.team_of_unowned(actor, team)
     rep = load_rep(uow, owner_id, field="owner_id")
     domain.check_can_own(actor, rep)
+    domain.check_owner_team(rep, team)
     return rep.id, rep.team
 
 
@@ -87,9 +89,12 @@ def _diff(before: dict, after: dict) -> dict:
 
 
 def create_customer(uow, actor: Principal, data: dict, now: datetime, policy: domain.ClassificationPolicy) -> dict:
-    owner_id, team = _owner_and_team(uow, actor, data.get("owner_id"))
+    owner_id, team = _owner_and_team(uow, actor, data.get("owner_id"), data.get("team"))
     created_at = data.get("created_at") or now
     domain.check_not_future(created_at, now, "created_at")
+    external_id = data.get("external_id")
+    if external_id and uow.session.execute(select(customers.c.id).where(customers.c.external_id == external_id)).first():
+        raise Conflict(f"a customer with external id {external_id} already exists", field="external_id")
     customer_id = new_id("cus")
     stage = data.get("pipeline_stage") or domain.FIRST_STAGE
     uow.session.execute(insert(customers).values(
@@ -98,7 +103,7 @@ def create_customer(uow, actor: Principal, data: dict, now: datetime, policy: do
         notes=data.get("notes", ""), important_dates=_jsonable_dates(data.get("important_dates", [])),
         tier=domain.tier_for(Decimal(0), policy), lifecycle=domain.FIRST_LIFECYCLE, pipeline_stage=stage,
         flagged_at_risk=False, rolling_12m_total=Decimal(0), purchase_count=0,
-        created_at=created_at, updated_at=now,
+        created_at=created_at, updated_at=now, external_id=external_id,
     ))
     _write_children(uow, customer_id, {"tags": data.get("tags", []), "contacts": data.get("contacts", [])})
     uow.session.execute(insert(stage_history).values(

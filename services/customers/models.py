@@ -1,7 +1,7 @@
 """Tables of the customers service (its own database; nobody else reads them)."""
 from sqlalchemy import (
-    JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, Numeric, String, Table, Text,
-    func,
+    JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, Numeric, String, Table,
+    Text, func,
 )
 
 from crm_common.db import BigId, add_infrastructure_tables
@@ -54,7 +54,9 @@ customers = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Column("archived_at", Timestamp, nullable=True),
+    Column("external_id", String(100), nullable=True),  # the id in the system it came from (imports)
 )
+Index("ux_customers_external_id", customers.c.external_id, unique=True)
 # keyset pagination: every filter column is indexed together with the id tiebreaker
 for column in ("owner_id", "team", "tier", "lifecycle", "pipeline_stage", "industry"):
     Index(f"ix_customers_{column}_id", customers.c[column], customers.c.id)
@@ -131,4 +133,61 @@ classification_history = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("as_of", Timestamp, nullable=False),
     Column("recorded_at", Timestamp, nullable=False, server_default=func.now()),
+)
+
+
+# ---------------------------------------------------------------- bulk imports (issue 11)
+
+import_jobs = Table(
+    "import_jobs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=True),          # customers | purchases | interactions, once known
+    Column("filename", String(300), nullable=False),
+    Column("status", String(16), nullable=False),       # awaiting_file | queued | running | done | failed
+    Column("dry_run", Boolean, nullable=False),
+    Column("options", JSON, nullable=False),            # mapping, time zone
+    Column("actor_id", String(64), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("actor_team", String(64), nullable=True),
+    Column("size_bytes", BigId, nullable=False, default=0),
+    Column("sha256", String(64), nullable=True),
+    Column("rows_total", Integer, nullable=True),
+    Column("rows_done", Integer, nullable=False, default=0),  # the last row number applied: where a resume starts
+    Column("imported", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("rejected", Integer, nullable=False, default=0),
+    Column("ignored_columns", JSON, nullable=False, default=list),
+    Column("error", Text, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Timestamp, nullable=True),
+)
+Index("ix_import_jobs_status", import_jobs.c.status, import_jobs.c.lease_until)
+Index("ix_import_jobs_actor", import_jobs.c.actor_id, import_jobs.c.created_at)
+
+import_chunks = Table(  # the uploaded file, in pieces, so any replica can run or resume the job
+    "import_chunks", metadata,
+    Column("job_id", String(64), ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+import_rejections = Table(
+    "import_rejections", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), ForeignKey("import_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("column", String(300), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+Index("ix_import_rejections_job_row", import_rejections.c.job_id, import_rejections.c.row)
+
+import_keys = Table(  # what a job has seen, by key: a duplicate within the file is told from a re-run
+    "import_keys", metadata,
+    Column("job_id", String(64), ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("row", Integer, nullable=False),
 )

@@ -91,7 +91,7 @@ def customer_history(uow, actor: Principal, customer_id: str) -> dict:
 SORT_COLUMNS = {"created_at": customers.c.created_at, "company": customers.c.company_key,
                 "rolling_12m_total": customers.c.rolling_12m_total, "last_purchase_at": customers.c.last_purchase_at}
 FILTERS = (("owner_id", "owner_id"), ("team", "team"), ("tier", "tier"), ("lifecycle", "lifecycle"),
-           ("stage", "pipeline_stage"), ("industry", "industry"))  # (query parameter, column)
+           ("stage", "pipeline_stage"), ("industry", "industry"), ("external_id", "external_id"))  # (parameter, column)
 
 
 def list_customers(uow, actor: Principal, params: dict) -> dict:
@@ -128,8 +128,8 @@ def list_customers(uow, actor: Principal, params: dict) -> dict:
 
 
 def _list_item(row) -> dict:
-    return {"id": row.id, "company": row.company, "industry": row.industry, "owner_id": row.owner_id,
-            "team": row.team, "tier": row.tier, "lifecycle": row.lifecycle, "pipeline_stage": row.pipeline_stage,
+    return {"id": row.id, "external_id": row.external_id, "company": row.company, "industry": row.industry,
+            "owner_id": row.owner_id, "team": row.team, "tier": row.tier, "lifecycle": row.lifecycle, "pipeline_stage": row.pipeline_stage,
             "rolling_12m_total": row.rolling_12m_total, "last_purchase_at": utc(row.last_purchase_at),
             "created_at": utc(row.created_at), "archived": row.archived_at is not None}
 

@@ -1,7 +1,10 @@
 """Request and response shapes of the customers HTTP API."""
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from crm_common.contracts.fields import LIFECYCLES, PIPELINE_STAGES, ROLES, TIERS, Timestamp
+from crm_common.contracts.imports import KINDS, check_mapping
 
 SOURCE_CHANNELS = ("exhibition", "online", "referral", "cold_call", "partner", "advertising", "event", "other")
 IMPORTANT_DATE_KINDS = ("birthday", "contract_anniversary", "founding_day", "other")
@@ -46,6 +49,8 @@ class CustomerFields(Strict):
 class CustomerCreateSchema(CustomerFields):
     company = Text(300, required=True)
     created_at = Timestamp()  # imports may backdate the record
+    external_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=100))  # unique
+    team = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))  # an unowned customer's
 
 
 class CustomerUpdateSchema(CustomerFields):
@@ -117,6 +122,7 @@ class ListQuerySchema(Schema):
 
     owner_id = fields.String()
     team = fields.String()
+    external_id = fields.String(validate=validate.Length(min=1, max=100))
     tier = fields.String(validate=validate.OneOf(TIERS))
     lifecycle = fields.String(validate=validate.OneOf(LIFECYCLES))
     stage = fields.String(validate=validate.OneOf(PIPELINE_STAGES))
@@ -131,3 +137,31 @@ class ListQuerySchema(Schema):
 
 class SweepSchema(Strict):
     as_of = Timestamp()
+
+
+class ImportJobSchema(Strict):
+    """POST /v1/imports: what the file is and how to read it; the file itself follows with PUT .../file."""
+    kind = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(KINDS))  # None: from headers
+    filename = fields.String(load_default="upload.csv", validate=validate.Length(min=1, max=300))
+    dry_run = fields.Boolean(load_default=False)
+    mapping = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
+                          validate=validate.Length(max=500))
+    timezone = fields.String(load_default="UTC", validate=validate.Length(min=1, max=64))  # of dates without one
+    # the file's SHA-256, when the client knows it: the upload is checked against it, and a client that was
+    # stopped finds its job again by it
+    sha256 = fields.String(allow_none=True, load_default=None, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+
+    @validates_schema
+    def readable(self, data, **kwargs):
+        try:
+            check_mapping(data.get("mapping") or {})
+        except ValueError as exc:
+            raise ValidationError(str(exc), field_name="mapping")
+        try:
+            ZoneInfo(data.get("timezone") or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("not an IANA time zone, e.g. Asia/Shanghai", field_name="timezone")
+
+
+class ImportListQuery(Strict):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))

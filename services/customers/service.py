@@ -1,13 +1,20 @@
 """Customers service entrypoints: thin — parse, call a use case, answer."""
-from nameko.rpc import rpc
+import logging
+
+from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
+from werkzeug.wrappers import Response
 
 from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
+from crm_common.config import env
 from crm_common.http import api, json_body
 from crm_common.ops import Operations
-from services.customers import commands, jobs, models, projections, queries, schemas
+from services.customers import commands, imports, jobs, models, projections, queries, schemas
 from services.customers.domain import ClassificationPolicy
+
+log = logging.getLogger(__name__)
+IMPORT_MAX_BYTES = int(env("CRM_IMPORT_MAX_BYTES", str(1024 ** 3)))  # the upload's own limit (1 GiB)
 
 
 class CustomersService(Operations):
@@ -16,6 +23,7 @@ class CustomersService(Operations):
     store = Store(models.metadata, models.infrastructure)
     clock = Clock()
     policy = Settings(ClassificationPolicy.from_settings)
+    followups = RpcProxy("followups")  # imported interactions are followups' facts: it applies them
 
     # ------------------------------------------------------------ reps
 
@@ -93,6 +101,48 @@ class CustomersService(Operations):
     @api("GET", "/v1/customers/<customer_id>/history")
     def customer_history(self, request, customer_id):
         return self.store.run(queries.customer_history, request.principal, customer_id)
+
+    # ------------------------------------------------------------ bulk imports
+
+    @api("POST", "/v1/imports")
+    def create_import(self, request):
+        data = schemas.ImportJobSchema().load(json_body(request))
+        return 201, self.store.run(imports.create_job, request.principal, data, self.clock.now())
+
+    @api("PUT", "/v1/imports/<job_id>/file", max_body_bytes=IMPORT_MAX_BYTES)
+    def upload_import_file(self, request, job_id):
+        return 202, imports.store_file(self.store, request.principal, job_id, request.stream, self.clock.now())
+
+    @api("GET", "/v1/imports")
+    def list_imports(self, request):
+        params = schemas.ImportListQuery().load(request.args.to_dict())
+        return self.store.run(imports.list_jobs, request.principal, params["limit"])
+
+    @api("GET", "/v1/imports/<job_id>")
+    def get_import(self, request, job_id):
+        return self.store.run(imports.get_job, request.principal, job_id)
+
+    @api("GET", "/v1/imports/<job_id>/rejections")
+    def import_rejections(self, request, job_id):
+        first = self.store.run(imports.rejections_page, request.principal, job_id, 0)
+
+        def pages():
+            page = first
+            while page:
+                yield page
+                page = self.store.run(imports.rejections_page, request.principal, job_id, page[-1].id)
+        return Response(imports.rejections_csv(pages()), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{job_id}-rejected.csv"'})
+
+    @timer(interval=1)
+    def run_imports(self):
+        """Take a queued import (or one whose replica stopped) and run it to its end."""
+        job = imports.claim_next(self.store)
+        if job is not None:
+            try:
+                imports.run(self.store, job, self.clock, self.policy, self.followups)
+            except Exception:  # the lease runs out and a replica tries again: a database away is not fatal
+                log.exception("import %s stopped; it resumes when its lease runs out", job.id)
 
     # ------------------------------------------------------------ classification sweep
 

@@ -35,7 +35,7 @@ def load_rep(uow, rep_id: str, field: str = "rep_id"):
 
 def customer_view(uow, row) -> dict:
     return {
-        "id": row.id, "company": row.company, "industry": row.industry, "source_channel": row.source_channel,
+        "id": row.id, "external_id": row.external_id, "company": row.company, "industry": row.industry, "source_channel": row.source_channel,
         "owner_id": row.owner_id, "team": row.team, "notes": row.notes, "tags": _tags(uow, row.id),
         "contacts": _contacts(uow, row.id),
         "important_dates": [{**d, "date": date.fromisoformat(d["date"])} for d in row.important_dates or []],

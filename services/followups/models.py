@@ -84,7 +84,9 @@ interactions = Table(
     Column("resolved_by_interaction_id", String(64), nullable=True),
     Column("logged_at", Timestamp, nullable=False),
     Column("logged_by", String(64), nullable=False),
+    Column("external_ref", String(200), nullable=True),  # set by an import: the same row imported again is found
 )
+Index("ux_interactions_customer_ref", interactions.c.customer_id, interactions.c.external_ref, unique=True)
 Index("ix_interactions_customer_time", interactions.c.customer_id, interactions.c.occurred_at, interactions.c.id)
 
 tasks = Table(

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import eventlet
-from nameko.rpc import RpcProxy
+from nameko.rpc import RpcProxy, rpc
 from nameko.timer import Timer
 
+from crm_common.auth import Principal
 from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.errors import CrmError
@@ -71,6 +72,15 @@ class FollowupsService(Operations):
         now = self.clock.now()
         return 201, self.store.run(lambda uow: commands.log_interaction(
             uow, request.principal, data, now, self.settings, self._policy(uow), self._fetch_brief))
+
+    @rpc
+    def import_interactions(self, actor, rows, dry_run):
+        """Rows of a bulk import the customers service runs (customers and reps resolved): an answer per row."""
+        principal = Principal(actor["user_id"], actor["role"], actor.get("team"))
+        now = self.clock.now()
+        return self.store.run(lambda uow: commands.import_interactions(
+            uow, principal, rows, dry_run, schemas.InteractionSchema().load, now, self.settings, self._policy(uow),
+            self._fetch_brief))
 
     @api("GET", "/v1/customers/<customer_id>/interactions")
     def customer_interactions(self, request, customer_id):

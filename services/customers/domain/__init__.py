@@ -9,7 +9,7 @@ from services.customers.domain.classification import (
     facts_known_at, lifecycle_for, refreshes_recency, resolution_clears_flag, rolling_window_start, tier_for,
 )
 from services.customers.domain.ownership import (
-    check_can_assign, check_can_hand_over, check_can_own, check_handover_to_rep, check_handover_to_team,
+    check_can_assign, check_can_hand_over, check_can_own, check_handover_to_rep, check_owner_team, check_handover_to_team,
     check_transfer, requested_owner, round_robin, takes_handover, team_of_unowned,
 )
 from services.customers.domain.pipeline import (
@@ -30,6 +30,6 @@ __all__ = [
     # pipeline
     "PIPELINE_STAGES", "OPEN_STAGES", "FIRST_STAGE", "check_stage_move", "check_stage_time",
     # ownership
-    "requested_owner", "team_of_unowned", "check_can_assign", "check_can_own", "check_transfer",
+    "requested_owner", "team_of_unowned", "check_can_assign", "check_can_own", "check_owner_team", "check_transfer",
     "check_can_hand_over", "check_handover_to_rep", "check_handover_to_team", "takes_handover", "round_robin",
 ]

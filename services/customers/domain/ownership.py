@@ -15,9 +15,19 @@ def requested_owner(actor: Principal, owner_id: str | None) -> str | None:
     return owner_id
 
 
-def team_of_unowned(actor: Principal) -> str | None:
-    """A customer created without owner stays in its manager's team (an admin's: in none)."""
-    return actor.team if actor.role == "manager" else None
+def team_of_unowned(actor: Principal, requested: str | None = None) -> str | None:
+    """A customer created without owner stays in its manager's team; an admin's in the team asked for, or none."""
+    if actor.role == "manager":
+        if requested not in (None, actor.team):
+            raise Forbidden(f"team {requested} is not your team", field="team")
+        return actor.team
+    return requested
+
+
+def check_owner_team(rep, requested: str | None) -> None:
+    """A customer is in its owner's team: a team asked for beside an owner must be that one."""
+    if requested is not None and requested != rep.team:
+        raise CrmError(f"owner {rep.id} is in team {rep.team or '(none)'}, not {requested}", field="team")
 
 
 def check_can_assign(actor: Principal, rep, field: str) -> None:

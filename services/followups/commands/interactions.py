@@ -7,6 +7,8 @@ from sqlalchemy import insert, select, update
 
 from crm_common.auth import Principal
 from crm_common.db import utc
+from marshmallow import ValidationError
+
 from crm_common.errors import Conflict, CrmError, DomainError
 from services.followups import cadence, domain, read_model, task_store
 from services.followups.domain.cadence import CadencePolicy
@@ -104,7 +106,8 @@ def _record(uow, actor: Principal, customer, data: dict, now: datetime) -> dict:
     phase = domain.phase_at(occurred_at, data.get("phase"), first_purchase_at=customer.first_purchase_at,
                             won_at=customer.won_at, lifecycle=customer.lifecycle,
                             pipeline_stage=customer.pipeline_stage, has_purchased=customer.has_purchased)
-    record = {"id": task_store.new_id("int"), "customer_id": customer.customer_id, "rep_id": actor.user_id,
+    record = {"id": task_store.new_id("int"), "customer_id": customer.customer_id,
+              "rep_id": data.get("rep_id") or actor.user_id, "external_ref": data.get("external_ref"),
               "team": customer.team, "kind": data["kind"], "phase": phase, "occurred_at": occurred_at,
               "outcome": data["outcome"], "satisfaction": data.get("satisfaction"),
               "summary": data.get("summary") or "", "next_step": data.get("next_step"),
@@ -134,3 +137,29 @@ def _settle_key_moment_follow_ups(uow, customer_id: str, interaction_id: str, ou
             task_store.complete(uow, dict(row._mapping), interaction_id, occurred_at, customer_id=customer_id)
             settled.append(row.id)
     return settled
+
+
+def import_interactions(uow, actor: Principal, rows: list[dict], dry_run: bool, load, now: datetime,
+                        settings: FollowupsSettings, policy: CadencePolicy, fetch_brief=None) -> list[dict]:
+    """Rows of an import (customer and rep already resolved by the customers service), each logged like a touch
+    typed in, in its own savepoint (undone in a dry run); an answer per row. A row whose external_ref is stored
+    already is unchanged, so importing a file again changes nothing."""
+    answers = []
+    for row in rows:
+        if uow.session.execute(select(interactions.c.id).where(
+                interactions.c.customer_id == row["customer_id"],
+                interactions.c.external_ref == row["external_ref"])).first():
+            answers.append({"status": "unchanged"})
+            continue
+        try:
+            data = load({k: v for k, v in row.items() if k not in ("rep_id", "external_ref")})
+            with uow.savepoint(keep=not dry_run):
+                log_interaction(uow, actor, {**data, "rep_id": row["rep_id"], "external_ref": row["external_ref"]},
+                                now, settings, policy, fetch_brief)
+            answers.append({"status": "imported"})
+        except ValidationError as exc:
+            field, messages = next(iter(exc.messages.items()))
+            answers.append({"status": "rejected", "field": field, "reason": "; ".join(map(str, messages))})
+        except CrmError as exc:
+            answers.append({"status": "rejected", "field": exc.field, "reason": exc.message})
+    return answers
