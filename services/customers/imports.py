@@ -93,6 +93,7 @@ def _job_awaiting_file(uow, actor: Principal, job_id: str):
 # ---------------------------------------------------------------- queries (HTTP)
 
 def _load(uow, actor: Principal, job_id: str):
+    actor.require("admin", "manager")  # before the lookup: a rep learns nothing about any job
     row = uow.session.execute(select(import_jobs).where(import_jobs.c.id == job_id)).first()
     if row is None or not _can_see(actor, row):
         raise NotFound(f"import {job_id} not found")
@@ -100,11 +101,9 @@ def _load(uow, actor: Principal, job_id: str):
 
 
 def _can_see(actor: Principal, row) -> bool:
-    if actor.role == "admin":
-        return True
-    if actor.role == "manager":
-        return row.actor_id == actor.user_id or (row.actor_team is not None and row.actor_team == actor.team)
-    return False
+    """An admin sees every job, a manager their own and their team's."""
+    return actor.role == "admin" or row.actor_id == actor.user_id or (
+        row.actor_team is not None and row.actor_team == actor.team)
 
 
 def get_job(uow, actor: Principal, job_id: str) -> dict:

@@ -210,6 +210,8 @@ def world(embedded_system):
     alerts = wait_for(lambda: w.admin.get("/v1/alerts", customer_id=w.ids["acme"]).body["items"],
                       "the unanswered_followups alert on acme")
     w.ids["alert"] = alerts[0]["id"]
+    # the north manager's import, waiting for its file
+    w.ids["import"] = w.manager.call("POST", "/v1/imports", {"filename": "junk.csv"}).body["id"]
     # reports resolve a manager's rep= filter through their rep directory, built from rep.registered
     wait_for(lambda: w.manager.get("/v1/reports/dashboard", rep="rep-n1").status == 200,
              "reports to know the reps")
@@ -272,7 +274,7 @@ NOTHING_TO_VARY = {"POST /v1/customers/{customer_id}/archive", "POST /v1/reports
 
 def path_ids(world: World) -> dict:
     return {"customer_id": world.ids["acme"], "alert_id": world.ids["alert"], "task_id": world.ids["task"],
-            "rep_id": "rep-n2"}
+            "rep_id": "rep-n2", "job_id": world.ids["import"]}
 
 
 def concrete_paths(route: Route, world: World) -> list[str]:
@@ -479,6 +481,9 @@ def valid_bodies(world: World) -> dict:
         "POST /v1/tasks/{task_id}/reassign": {"assignee_id": "rep-n3", "reason": "cover"},
         "POST /v1/sweeps/{job}": {"as_of": iso(NOW - DAY)},
         "PUT /v1/cadence-policy": {"intervals": {"active": 30}, "keep_defaults": True},
+        "POST /v1/imports": {"kind": "customers", "filename": "客户.csv", "dry_run": True,
+                             "mapping": {"Company Name": "company", "Fax": "-"}, "timezone": "Asia/Shanghai",
+                             "sha256": "0" * 64},
     }
 
 
