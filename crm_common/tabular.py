@@ -46,13 +46,18 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    # the encoding that reads the sample with the fewest bad bytes: a few bad rows are reported one by one,
+    # a file that is mostly undecodable is refused whole
+    errors = {}
     for encoding in ("utf-8", "gb18030"):
-        try:
-            codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+        text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=False)
+        errors[encoding] = text.count("\ufffd")
+        if errors[encoding] == 0:
             return encoding
-        except UnicodeDecodeError:
-            continue
-    raise UnreadableFile("the file is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8 or as .xlsx")
+    best = min(errors, key=errors.get)
+    if errors[best] > max(8, len(sample) // 1000):
+        raise UnreadableFile("the file is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8 or as .xlsx")
+    return best
 
 
 def detect_delimiter(text: str) -> str:
@@ -111,17 +116,19 @@ class Table:
             from openpyxl import load_workbook
         except ImportError as exc:  # pragma: no cover - openpyxl is a dependency
             raise UnreadableFile(f"cannot read .xlsx here: {exc}") from None
-        try:
-            # not data_only: a formula's cached value may be stale or missing, so the formula is reported
-            book = load_workbook(self.path, read_only=True, data_only=False)
-        except Exception as exc:  # openpyxl raises many kinds for a damaged or foreign zip
-            raise UnreadableFile(f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})") from None
-        try:
-            sheet = book.worksheets[0]
-            for number, row in enumerate(sheet.iter_rows(), start=1):
-                yield number, [_xlsx_cell(cell) for cell in row]
-        finally:
-            book.close()
+        # a file object, not the path: openpyxl judges a path by its extension, and uploads have none
+        with open(self.path, "rb") as handle:
+            try:
+                # not data_only: a formula's cached value may be stale or missing, so the formula is reported
+                book = load_workbook(handle, read_only=True, data_only=False)
+            except Exception as exc:  # openpyxl raises many kinds for a damaged or foreign zip
+                raise UnreadableFile(f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})") from None
+            try:
+                sheet = book.worksheets[0]
+                for number, row in enumerate(sheet.iter_rows(), start=1):
+                    yield number, [_xlsx_cell(cell) for cell in row]
+            finally:
+                book.close()
 
 
 def _csv_cell(value: str, encoding: str) -> Cell:

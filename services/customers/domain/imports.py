@@ -255,7 +255,8 @@ def customer_body(row: RowReader, zone: ZoneInfo) -> dict:
     if row.has("tags"):
         body["tags"] = row.get("tags", tags)
     if row.has("created_at"):
-        body["created_at"] = row.get("created_at", lambda c: when(c, zone))
+        created_at = row.get("created_at", lambda c: when(c, zone))
+        body["created_at"] = created_at.isoformat() if created_at else None
     if row.has("contact_name") or any(row.has(f"contact_{f}") for f in ("role", "phone", "email")):
         contact = {"name": row.get("contact_name", required=True),
                    "is_decision_maker": bool(row.get("contact_is_decision_maker", yes_no))}
