@@ -46,18 +46,22 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    # the encoding that reads the sample with the fewest bad bytes: a few bad rows are reported one by one,
-    # a file that is mostly undecodable is refused whole
-    errors = {}
-    for encoding in ("utf-8", "gb18030"):
-        text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=False)
-        errors[encoding] = text.count("\ufffd")
-        if errors[encoding] == 0:
-            return encoding
-    best = min(errors, key=errors.get)
-    if errors[best] > max(8, len(sample) // 1000):
-        raise UnreadableFile("the file is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8 or as .xlsx")
-    return best
+    # A few bad bytes are reported row by row; a file mostly undecodable is refused whole. UTF-8 with stray
+    # bytes still reads good multi-byte characters, while GBK read as UTF-8 forms one by chance for about ten
+    # bad ones: that tells them apart (GB18030 decodes most UTF-8 Chinese without an error, so "no errors"
+    # alone would pick it wrongly).
+    limit = max(8, len(sample) // 1000)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(sample, final=False)
+    bad = utf8.count("\ufffd")
+    good = sum(1 for ch in utf8 if ord(ch) > 127) - bad
+    if bad == 0 or (bad <= limit and 2 * good >= bad):
+        return "utf-8"
+    gbk = codecs.getincrementaldecoder("gb18030")(errors="replace").decode(sample, final=False).count("\ufffd")
+    if gbk < bad and gbk <= limit:
+        return "gb18030"
+    if bad <= limit:
+        return "utf-8"
+    raise UnreadableFile("the file is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8 or as .xlsx")
 
 
 def detect_delimiter(text: str) -> str:
@@ -77,6 +81,9 @@ class Table:
         self.path = path
         self.format = "xlsx" if is_xlsx(path) else "csv"
         if self.format == "csv":
+            with open(path, "rb") as raw:
+                if raw.read(4) == b"PK\x03\x04":
+                    raise UnreadableFile("a damaged .xlsx (the zip is incomplete); save the workbook again")
             with open(path, "rb") as raw:
                 sample = raw.read(SAMPLE_BYTES)
             if not sample.strip():
@@ -124,8 +131,16 @@ class Table:
             except Exception as exc:  # openpyxl raises many kinds for a damaged or foreign zip
                 raise UnreadableFile(f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})") from None
             try:
-                sheet = book.worksheets[0]
-                for number, row in enumerate(sheet.iter_rows(), start=1):
+                rows, number = iter(book.worksheets[0].iter_rows()), 0
+                while True:
+                    try:
+                        row = next(rows)
+                    except StopIteration:
+                        return
+                    except Exception as exc:  # the sheet's XML is damaged past this point
+                        raise UnreadableFile(f"the workbook is damaged after row {number} ({exc.__class__.__name__});"
+                                             " save it again in Excel") from None
+                    number += 1
                     yield number, [_xlsx_cell(cell) for cell in row]
             finally:
                 book.close()

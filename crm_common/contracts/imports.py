@@ -75,7 +75,9 @@ KINDS = tuple(TEMPLATES)
 
 
 def header_key(header: str) -> str:
-    return re.sub(r"[\s_\-.:：()（）]+", "", str(header)).casefold()
+    """Case, spaces, punctuation and a unit in brackets (金额(元), Amount (USD)) make no difference."""
+    without_unit = re.sub(r"[(（][^)）]*[)）]\s*$", "", str(header).strip()) or str(header)
+    return re.sub(r"[\s_\-.:：()（）]+", "", without_unit).casefold()
 
 
 def _lookup(kind: str) -> dict[str, str]:

@@ -197,6 +197,8 @@ def run(store, job, clock, policy, followups) -> None:
                 _apply(store, context, batch, clock.now())
         except LostLease:
             return None
+        except UnreadableFile as exc:  # damaged past the rows applied so far: those stay, the job says where
+            return _finish(store, job.id, "failed", error=str(exc))
     _finish(store, job.id, "done")
 
 

@@ -85,9 +85,11 @@ def test_undecodable_cell_after_the_sample_is_a_bad_cell_alone(tmp_path):
 @pytest.mark.parametrize("good,bad,shown", [
     # a UTF-8 file with Chinese text and one name pasted in from a GBK program
     ("客户编号,客户名称\nC1,华为\nC3,小米\n".encode(), "张三".encode("gbk"), ""),
+    # the same with English headers: read as GB18030, every other row would be imported as mojibake
+    ("external_id,company\nC1,华为技术\nC3,Café\n".encode(), "张三".encode("gbk"), ""),
     # a UTF-8 file with one Latin-1 é
     (b"external_id,company\nC1,Acme\nC3,Beta\n", b"Caf\xe9 Ltd", "Caf"),
-], ids=["gbk-cell-in-utf8", "latin1-cell-in-utf8"])
+], ids=["gbk-cell-in-utf8", "gbk-cell-in-utf8-english-headers", "latin1-cell-in-utf8"])
 def test_stray_bytes_in_a_short_utf8_file_spoil_that_cell_only(tmp_path, good, bad, shown):
     # the same cell is a BadCell past the first 256 KiB (test above); in a short file it must be too, not
     # refuse the whole file or, worse, silently read every UTF-8 character as GB18030 mojibake

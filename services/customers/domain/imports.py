@@ -51,15 +51,16 @@ assert set(KIND_WORDS) == set(INTERACTION_KINDS) and set(OUTCOME_WORDS) == set(O
 
 TRUE_WORDS = {"yes", "y", "true", "t", "1", "x", "✓", "√", "是", "对", "有"}
 FALSE_WORDS = {"no", "n", "false", "f", "0", "", "否", "不是", "无"}
-CURRENCY_SIGNS = {"¥": "CNY", "￥": "CNY", "元": "CNY", "$": "USD", "€": "EUR", "£": "GBP"}
+CURRENCY_SIGNS = {"¥": "CNY", "￥": "CNY", "元": "CNY", "万元": "CNY", "$": "USD", "€": "EUR", "£": "GBP"}
+CURRENCY_NAMES = {"RMB": "CNY", "人民币": "CNY", "美元": "USD", "欧元": "EUR", "英镑": "GBP", "日元": "JPY"}
 TAG_SEPARATORS = r"[,;，；、|]"
 EXCEL_EPOCH = datetime(1899, 12, 30)
 EXCEL_SERIALS = (20000, 80000)  # 1954 .. 2119: a five-digit number in a date column is a serial, not a year
 
 _YMD = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
-                  r"(?:[ T]+(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.\d+)?)?)?$")
+                  r"(?:[ T]*(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.\d+)?)?)?$")
 _DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
-_AMOUNT = re.compile(r"^(?P<code>[A-Za-z]{3})?\s*(?P<sign>[¥￥$€£])?\s*(?P<number>[-+]?[\d,，\s]*\.?\d+)\s*"
+_AMOUNT = re.compile(r"^(?P<code>[A-Za-z]{3})?\s*(?P<sign>[¥￥$€£])?\s*(?P<number>[-+]?[\d.,，\s]*\d)\s*"
                      r"(?P<unit>万元|万|元)?\s*(?P<code2>[A-Za-z]{3})?$")
 
 
@@ -136,6 +137,8 @@ def _parse_when(raw: str) -> datetime:
             return _build(int(y), b, a, hh, mm, ss, raw)
         if b > 12 >= a:
             return _build(int(y), a, b, hh, mm, ss, raw)
+        if a > 12 and b > 12:
+            raise CellError(f"{raw} is not a date on the calendar")
         if a != b:
             raise CellError(f"{raw} could be {a}/{b} or {b}/{a} (day/month); write it as YYYY-MM-DD")
         return _build(int(y), a, a, hh, mm, ss, raw)
@@ -164,19 +167,28 @@ def amount(cell) -> tuple[Decimal, str | None]:
         try:
             number = Decimal(_plain_number(match["number"]))
         except InvalidOperation:
-            raise CellError(f"{raw} is not an amount") from None
+            raise CellError(f"{raw} is not an amount; write a number such as 1234.50") from None
         if match["unit"] in ("万元", "万"):
             number *= 10000
         code = match["code"] or match["code2"]
-        currency = code.upper() if code else CURRENCY_SIGNS.get(match["sign"] or match["unit"] or "")
+        currency = currency_code(code) if code else CURRENCY_SIGNS.get(match["sign"] or match["unit"] or "")
+    number = number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if number.is_finite() else number
     if not number.is_finite() or number <= 0:
         raise CellError(f"{text(cell)}: an amount must be more than 0")
-    return number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), currency
+    return number, currency
+
+
+def currency_code(raw) -> str:
+    """An ISO 4217 code as written, or the one a common name (RMB, 人民币) stands for."""
+    word = text(raw).strip()
+    return CURRENCY_NAMES.get(word.upper(), CURRENCY_NAMES.get(word, word.upper()))
 
 
 def _plain_number(raw: str) -> str:
     """1,234.50 and 1.234,50 alike; a lone comma not followed by three digits is a decimal comma (50,5)."""
     number = re.sub(r"\s", "", raw).replace("，", ",")
+    if re.fullmatch(r"[-+]?\d{1,3}(\.\d{3}){2,}", number):
+        return number.replace(".", "")  # 1.234.567
     if "," in number and "." in number:
         if number.rfind(",") > number.rfind("."):
             return number.replace(".", "").replace(",", ".")
@@ -196,11 +208,15 @@ def yes_no(cell) -> bool:
     raise CellError(f"{text(cell)} is not yes or no")
 
 
+def _word(raw: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", raw).strip().casefold()
+
+
 def choice(cell, words: dict[str, tuple[str, ...]]) -> str:
     raw = text(cell)
-    key = re.sub(r"[\s_\-]+", " ", raw).strip().casefold()
+    key = _word(raw)
     for value, names in words.items():
-        if key == value.replace("_", " ") or key in names:
+        if key == _word(value) or key in {_word(n) for n in names}:
             return value
     raise CellError(f"{raw or 'empty'} is not one of {', '.join(words)}")
 
@@ -257,7 +273,8 @@ def customer_body(row: RowReader, zone: ZoneInfo) -> dict:
     if row.has("created_at"):
         created_at = row.get("created_at", lambda c: when(c, zone))
         body["created_at"] = created_at.isoformat() if created_at else None
-    if row.has("contact_name") or any(row.has(f"contact_{f}") for f in ("role", "phone", "email")):
+    if row.has("contact_name") or any(row.has(f"contact_{f}") for f in ("role", "phone", "email",
+                                                                          "is_decision_maker")):
         contact = {"name": row.get("contact_name", required=True),
                    "is_decision_maker": bool(row.get("contact_is_decision_maker", yes_no))}
         for field in ("role", "phone", "email"):
@@ -281,7 +298,7 @@ def purchase_body(row: RowReader, zone: ZoneInfo, base_currency: str) -> dict:
     reference is made from the row's content, so the same row imported twice is one purchase."""
     parsed = row.get("amount", amount, required=True)
     number, signed = parsed if parsed else (None, None)
-    currency = row.get("currency", lambda c: text(c).upper()) or signed or base_currency
+    currency = row.get("currency", currency_code) or signed or base_currency
     purchased_at = row.get("purchased_at", lambda c: when(c, zone), required=True)
     body = {"amount": str(number) if number is not None else None, "currency": currency,
             "purchased_at": purchased_at.isoformat() if purchased_at else None}
