@@ -187,7 +187,9 @@ def start_service(name: str, run_dir: str, environ: dict | None = None):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = os.path.join(run_dir, f"{name}.log")
-    environ = {**os.environ, f"{name.upper()}_HTTP_ADDRESS": f"127.0.0.1:{port}", **(environ or {})}
+    # bench tokens are signed with CRM_AUTH_SECRET or the development secret (allowed here, refused by default)
+    environ = {**os.environ, f"{name.upper()}_HTTP_ADDRESS": f"127.0.0.1:{port}", "CRM_ALLOW_DEV_SECRET": "1",
+               **(environ or {})}
     with open(log, "ab") as output:
         process = subprocess.Popen([sys.executable, "-m", "crm", "serve", name], cwd=ROOT, env=environ,
                                    stdout=output, stderr=subprocess.STDOUT)

@@ -13,11 +13,17 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 from crm_common.auth import issue_token  # noqa: E402
-from crm_common.config import DEV_SECRET, SERVICES, env  # noqa: E402
+from crm_common.config import DEV_SECRET, SERVICES, env, insecure_settings  # noqa: E402
 
 
 def _serve(args):
     from crm import runner
+    problems = insecure_settings()
+    if problems:
+        sys.exit(f"{args.service}: refusing to start: " + "; ".join(problems))
+    if env("CRM_AUTH_SECRET", DEV_SECRET) == DEV_SECRET:
+        logging.getLogger("crm").warning("%s runs with the development secret (CRM_ALLOW_DEV_SECRET): "
+                                         "anyone can sign tokens for it", args.service)
     if args.migrate:
         runner.migrate(args.service)
     service_runner = runner.distributed(args.service)

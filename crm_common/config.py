@@ -10,6 +10,7 @@ import os
 SERVICES = ("customers", "followups", "alerts", "reports")
 DEFAULT_PORTS = {"customers": 8001, "followups": 8002, "alerts": 8003, "reports": 8004}
 DEV_SECRET = "dev-only-secret-change-me"
+MIN_SECRET_LENGTH = 32
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -46,3 +47,19 @@ def nameko_config(service: str, overrides: dict | None = None) -> dict:
     }
     config.update(overrides or {})
     return config
+
+
+def insecure_settings() -> list[str]:
+    """Why a service must not start outside embedded mode: a token signing secret anyone can read in this
+    repository, or none. CRM_ALLOW_DEV_SECRET=1 lets a laptop (docker compose, the test suite) run with it."""
+    if env("CRM_ALLOW_DEV_SECRET", "0").lower() in ("1", "true", "yes"):
+        return []
+    secret = env("CRM_AUTH_SECRET")
+    if secret is None:
+        return ["CRM_AUTH_SECRET is not set: give every service the same random secret (openssl rand -hex 32)"]
+    if secret == DEV_SECRET:
+        return ["CRM_AUTH_SECRET is the development secret that ships in the code: anyone could sign tokens; "
+                "set a random one (openssl rand -hex 32)"]
+    if len(secret) < MIN_SECRET_LENGTH:
+        return [f"CRM_AUTH_SECRET is shorter than {MIN_SECRET_LENGTH} characters; use openssl rand -hex 32"]
+    return []

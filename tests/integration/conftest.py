@@ -58,7 +58,9 @@ class ServiceProcess:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**env, f"{name.upper()}_HTTP_ADDRESS": f"127.0.0.1:{self.port}",
-                    "CRM_OUTBOX_POLL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
+                    "CRM_OUTBOX_POLL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1",
+                    # tokens here are signed with the development secret, which serve refuses otherwise
+                    "CRM_ALLOW_DEV_SECRET": "1"}
         self.log_path = os.path.join(log_dir, f"{name}-{self.port}.log")
         self.process = None
 
