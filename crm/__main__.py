@@ -52,6 +52,13 @@ def _demo(args):
     demo_show.run(args)
 
 
+def _admin(args):
+    from crm import runner
+    created = runner.bootstrap_admin(args.user)
+    print(f"{args.user}: {'registered as admin' if created else 'an active admin, announced again'}; "
+          f"a token: python -m crm token --user {args.user} --role admin")
+
+
 def _token(args):
     print(issue_token(env("CRM_AUTH_SECRET", DEV_SECRET), args.user, args.role, args.team, args.ttl_days * 86400))
 
@@ -95,6 +102,11 @@ def main(argv=None):
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--no-serve", action="store_true", help="stop after the tour instead of serving")
     demo.set_defaults(func=_demo)
+
+    admin = commands.add_parser("admin", help="register the first admin in the customers database "
+                                                "(CUSTOMERS_DATABASE_URL); the other services learn of them by event")
+    admin.add_argument("--user", required=True)
+    admin.set_defaults(func=_admin)
 
     token = commands.add_parser("token", help="issue an API token (signed with CRM_AUTH_SECRET)")
     token.add_argument("--user", required=True)

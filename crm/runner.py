@@ -9,7 +9,7 @@ import eventlet
 from nameko.containers import ServiceContainer
 
 from crm_common import memory_transport
-from crm_common.config import SERVICES, database_url, nameko_config
+from crm_common.config import SERVICES, database_url, env, nameko_config
 from crm_common.migrations import upgrade
 
 log = logging.getLogger("crm")
@@ -31,16 +31,38 @@ def migrate(name: str, url: str | None = None) -> None:
     upgrade(name, url or database_url(name))
 
 
+def bootstrap_admin(user_id: str, url: str | None = None) -> bool:
+    """Register the first admin in the customers database (its outbox tells the other services)."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy.orm import sessionmaker
+
+    from crm_common.db import UnitOfWork, make_engine
+    from services.customers import commands, models
+
+    engine = make_engine(url or database_url("customers"))
+    try:
+        with UnitOfWork(sessionmaker(bind=engine, expire_on_commit=False), models.infrastructure, "customers") as uow:
+            created = commands.ensure_admin(uow, user_id, datetime.now(timezone.utc))
+            uow.commit()
+        return created
+    finally:
+        engine.dispose()
+
+
 class Runner:
     """Starts containers, stops them gracefully on SIGTERM/SIGINT (in-flight work finishes)."""
 
-    def __init__(self, configs: dict[str, dict]):
+    def __init__(self, configs: dict[str, dict], after_start=None):
         self.containers = [ServiceContainer(service_class(name), config) for name, config in configs.items()]
         self._stopped = eventlet.event.Event()
+        self._after_start = after_start
 
     def start(self) -> None:
         for container in self.containers:
             container.start()
+        if self._after_start:
+            self._after_start()
 
     def stop(self) -> None:
         # the last started is stopped first: in embedded mode it shares the first one's HTTP socket
@@ -78,4 +100,8 @@ def embedded(data_dir: str, port: int, frozen_time: str | None = None) -> Runner
             "SHARED_HTTP_SERVER": True, "OUTBOX_POLL_SECONDS": 0.5,
             **({"FROZEN_TIME": frozen_time} if frozen_time else {}),
         })
-    return Runner(configs)
+    # embedded mode's first admin (`python -m crm token --user admin` works), registered once every service
+    # listens, so that each directory hears of them
+    customers_url = configs["customers"]["DATABASE_URL"]
+    return Runner(configs, after_start=lambda: bootstrap_admin(env("CRM_BOOTSTRAP_ADMIN", "admin"), customers_url))
+

@@ -7,12 +7,13 @@ import eventlet
 from eventlet.green import select as green_select
 from eventlet.event import Event as GreenEvent
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import sessionmaker
 
 from crm_common import metrics
 from crm_common.clock import clock_from_config
 from crm_common.db import Transactions, UnitOfWork, add_infrastructure_tables, make_engine, outbox_channel
+from crm_common.directory import Directory
 from crm_common.outbox import BrokerPublisher, backlog, relay_batch, replay
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,11 @@ class Store(DependencyProvider):
     process left behind.
     """
 
-    def __init__(self, metadata: MetaData, tables: dict | None = None):
+    def __init__(self, metadata: MetaData, tables: dict | None = None, directory: tuple[Table, str] | None = None):
         self.metadata = metadata
         self.tables = tables
+        self.directory_table = directory  # (the service's copy of the reps directory, its id column)
+        self.directory = None
 
     def setup(self):
         config = self.container.config
@@ -38,6 +41,8 @@ class Store(DependencyProvider):
             self.tables = add_infrastructure_tables(self.metadata)
         self.engine = make_engine(config["DATABASE_URL"])
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        if self.directory_table is not None:  # read by crm_common.http for every request's principal
+            self.directory = Directory(self.session_factory, *self.directory_table)
         self.poll_seconds = config.get("OUTBOX_POLL_SECONDS", 1.0)
         self.publisher = BrokerPublisher(config["AMQP_URI"])
         self._wake = GreenEvent()

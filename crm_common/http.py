@@ -188,6 +188,9 @@ class ApiEntrypoint(HttpRequestHandler):
             if self.auth:
                 secret = self.container.config.get("AUTH_SECRET", DEV_SECRET)
                 request.principal = principal_from_header(secret, request.headers.get("Authorization"))
+                directory = self._directory()
+                if directory is not None:  # who the holder is now, not when the token was made
+                    request.principal = directory.check(request.principal)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             done = Event()
@@ -196,6 +199,13 @@ class ApiEntrypoint(HttpRequestHandler):
             return self.response_from_result(done.wait())
         except Exception as exc:  # every failure becomes an answer, never a dropped connection
             return self.response_from_exception(exc)
+
+    def _directory(self):
+        """The reps directory of this service's store (crm_common.directory.Directory), if it declares one."""
+        for provider in self.container.dependencies:
+            if getattr(provider, "directory", None) is not None:
+                return provider.directory
+        return None
 
     def response_from_result(self, result):
         if isinstance(result, Response):

@@ -18,7 +18,7 @@ ESCALATION_TICK_SECONDS = 300    # unacknowledged alerts are checked for escalat
 class AlertsService(Operations):
     name = "alerts"
 
-    store = Store(models.metadata, models.infrastructure)
+    store = Store(models.metadata, models.infrastructure, directory=(models.reps, "rep_id"))
     clock = Clock()
     settings = Settings(AlertsSettings.from_settings)
 

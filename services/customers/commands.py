@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
-from crm_common.auth import Principal
+from crm_common.auth import SYSTEM, Principal
 from crm_common.db import utc
 from crm_common.errors import Conflict
 from services.customers import classifier, domain, queries
@@ -41,6 +41,17 @@ def register_rep(uow, actor: Principal, data: dict, now: datetime) -> dict:
     uow.emit("rep.registered", rep["id"], rep_event(rep), time=now)
     uow.audit(actor, "rep.registered", "rep", rep["id"], rep)
     return rep
+
+
+def ensure_admin(uow, user_id: str, now: datetime) -> bool:
+    """The first admin (python -m crm admin): registered like any rep, or, when already in the directory, made an
+    active admin and announced again (rep.updated), so a service that started later hears of them too. True if
+    this call registered them."""
+    if uow.session.execute(select(reps.c.id).where(reps.c.id == user_id)).first():
+        update_rep(uow, SYSTEM, user_id, {"role": "admin", "active": True}, now)
+        return False
+    register_rep(uow, SYSTEM, {"id": user_id, "name": user_id, "role": "admin"}, now)
+    return True
 
 
 def update_rep(uow, actor: Principal, rep_id: str, data: dict, now: datetime) -> dict:

@@ -20,7 +20,7 @@ IMPORT_MAX_BYTES = int(env("CRM_IMPORT_MAX_BYTES", str(1024 ** 3)))  # the uploa
 class CustomersService(Operations):
     name = "customers"
 
-    store = Store(models.metadata, models.infrastructure)
+    store = Store(models.metadata, models.infrastructure, directory=(models.reps, "id"))
     clock = Clock()
     policy = Settings(ClassificationPolicy.from_settings)
     followups = RpcProxy("followups")  # imported interactions are followups' facts: it applies them

@@ -42,7 +42,7 @@ setting_timer = SettingTimer.decorator
 class FollowupsService(Operations):
     name = "followups"
 
-    store = Store(models.metadata, models.infrastructure)
+    store = Store(models.metadata, models.infrastructure, directory=(models.rep_view, "rep_id"))
     clock = Clock()
     settings = Settings(FollowupsSettings.from_settings)
     customers_rpc = RpcProxy("customers")

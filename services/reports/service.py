@@ -18,7 +18,7 @@ from services.reports import commands, domain, models, projections, queries, sch
 class ReportsService(Operations):
     name = "reports"
 
-    store = Store(models.metadata, models.infrastructure)
+    store = Store(models.metadata, models.infrastructure, directory=(models.rep_directory, "rep_id"))
     clock = Clock()
     settings = Settings(domain.ReportSettings.from_settings)
     # producers replay their history to this service's queues on a rebuild

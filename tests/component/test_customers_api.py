@@ -51,7 +51,10 @@ def test_rep_manager_admin_scopes(api, headers, team):
     assert requests.get(f"{api}/v1/customers/{cid}", headers=rep2).status_code == 404
     assert requests.get(f"{api}/v1/customers/{cid}/history", headers=rep2).status_code == 404
     assert requests.get(f"{api}/v1/customers/{cid}", headers=mgr).status_code == 200
-    assert requests.get(f"{api}/v1/customers/{cid}", headers=headers("x-mgr", "manager", "other")).status_code == 404
+    assert requests.post(f"{api}/v1/reps", json={"id": f"{team}-x-mgr", "name": "X", "team": f"{team}-other",
+                                                 "role": "manager"}, headers=headers()).status_code == 201
+    other_manager = headers(f"{team}-x-mgr", "manager", f"{team}-other")
+    assert requests.get(f"{api}/v1/customers/{cid}", headers=other_manager).status_code == 404
     assert requests.post(f"{api}/v1/customers/{cid}/transfer", json={"to_owner_id": f"{team}-r2"},
                          headers=rep1).status_code == 403
     moved = requests.post(f"{api}/v1/customers/{cid}/transfer", json={"to_owner_id": f"{team}-r2"}, headers=mgr)

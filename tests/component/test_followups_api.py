@@ -52,7 +52,8 @@ def people(api):
     for rep in ({"id": "fu-mgr", "name": "Manager", "team": TEAM, "role": "manager"},
                 {"id": "fu-rep1", "name": "Rep One", "team": TEAM, "manager_id": "fu-mgr"},
                 {"id": "fu-rep2", "name": "Rep Two", "team": TEAM, "manager_id": "fu-mgr"},
-                {"id": "fu-south", "name": "South Rep", "team": "fu-south"}):
+                {"id": "fu-south", "name": "South Rep", "team": "fu-south"},
+                {"id": "fu-south-mgr", "name": "South Manager", "team": "fu-south", "role": "manager"}):
         assert admin("POST", "/v1/reps", json=rep).status_code in (201, 409)
     return {"admin": admin, "mgr": api("fu-mgr", "manager", TEAM), "rep1": api("fu-rep1", "rep", TEAM),
             "rep2": api("fu-rep2", "rep", TEAM), "south_mgr": api("fu-south-mgr", "manager", "fu-south")}

@@ -43,7 +43,8 @@ def base(embedded_system):
     for rep in ({"id": "imp-mgr", "name": "Mgr", "team": TEAM, "role": "manager"},
                 {"id": "imp-rep1", "name": "Rep One", "team": TEAM, "email": "one@imp.example"},
                 {"id": "imp-rep2", "name": "Rep Two", "team": TEAM, "email": "two@imp.example"},
-                {"id": "imp-south", "name": "South", "team": OTHER}):
+                {"id": "imp-south", "name": "South", "team": OTHER},
+                {"id": "imp-south-mgr", "name": "South Manager", "team": OTHER, "role": "manager"}):
         assert call("POST", url, "/v1/reps", json=rep).status_code == 201
     return url
 

@@ -233,6 +233,12 @@ def test_followup_figures_from_published_events(api, headers):
     publish("interaction.logged", {"interaction_id": f"{team}-i1", "customer_id": customer, "rep_id": rep,
                                    "team": team, "kind": "call", "phase": "post_sale", "occurred_at": due,
                                    "outcome": "reached", "satisfaction": 4}, "crm/followups")
+    # the manager reading the figures, in reports' copy of the reps directory (every request is checked there)
+    manager = make_event("rep.registered", f"{team}-mgr", {
+        "rep_id": f"{team}-mgr", "name": "Manager", "email": None, "team": team, "role": "manager",
+        "manager_id": None, "active": True}, source="crm/customers", time=NOW)
+    exchange, routing_key = replay_route("reports", manager.routing_key, "memory://")
+    publisher.publish(to_envelope(manager), exchange, routing_key)
     publisher.close()
     mgr = headers(f"{team}-mgr", "manager", team)
 

@@ -8,7 +8,7 @@ Every body is one that succeeds for someone in scope (test_each_write_body_succe
 for a refusal; PROBES add bodies the domain refuses for that customer, which must not change the refusal either.
 "Nothing written" is a fingerprint of every table of every service database (outbox and audit_log included).
 The owner and team A's manager get 200 on every GET, so the refusals prove scope, not universal 404s.
-Not covered: a deactivated user's token (needs a reps-directory check at authentication, which does not exist yet).
+A third outsider is team A's manager who was deactivated: 401 on every route, and nothing written.
 """
 import hashlib
 import re
@@ -27,14 +27,17 @@ from crm_common.ops import openapi_document
 
 A, B = "scope-team-a", "scope-team-b"
 A1, A2, A3, B1, MGR_A, MGR_B = "scope-a1", "scope-a2", "scope-a3", "scope-b1", "scope-mgr-a", "scope-mgr-b"
+GONE = "scope-gone"  # team A's rep who left: deactivated, their token still signed and unexpired
 ADMIN, OWNER, MANAGER_A = ("admin", "admin", None), (A1, "rep", A), (MGR_A, "manager", A)
-OUTSIDERS = {"rep-same-team": (A2, "rep", A), "manager-other-team": (MGR_B, "manager", B)}
+OUTSIDERS = {"rep-same-team": (A2, "rep", A), "manager-other-team": (MGR_B, "manager", B),
+             "deactivated-manager": (GONE, "manager", A)}
 INSIDERS = {"owner": OWNER, "manager-same-team": MANAGER_A}
 # Out of scope answers exactly like missing, 404 (crm_common/auth.py), so nothing leaks; 403 only where the role may
 # never do it, whatever the resource (checked before the resource is looked up, so that leaks nothing either).
-NOT_FOUND = {"rep-same-team": 404, "manager-other-team": 404}
-ROLE_FIRST = {"rep-same-team": 403, "manager-other-team": 404}  # managers' and admins' actions
-FORBIDDEN = {"rep-same-team": 403, "manager-other-team": 403}  # admins' actions, another's report slice
+# A deactivated user is refused before anything else (401: crm_common/directory.py), whatever the route.
+NOT_FOUND = {"rep-same-team": 404, "manager-other-team": 404, "deactivated-manager": 401}
+ROLE_FIRST = {"rep-same-team": 403, "manager-other-team": 404, "deactivated-manager": 401}  # managers' and admins'
+FORBIDDEN = {"rep-same-team": 403, "manager-other-team": 403, "deactivated-manager": 401}  # admins', another's slice
 OWNED = {"customer_id", "task_id", "alert_id"}  # path parameters naming a resource of A1's customer
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 NOW = datetime.now(timezone.utc)
@@ -202,8 +205,9 @@ def world(embedded_system):
     sanity test. Made through the public API as admin and as A1, then waited for until every service has it."""
     s = embedded_system
     for rep_id, team, role in ((MGR_A, A, "manager"), (A1, A, "rep"), (A2, A, "rep"), (A3, A, "rep"),
-                               (MGR_B, B, "manager"), (B1, B, "rep")):
+                               (MGR_B, B, "manager"), (B1, B, "rep"), (GONE, A, "manager")):
         ok(call(s, ADMIN, "POST", "/v1/reps", {"id": rep_id, "name": rep_id, "team": team, "role": role}))
+    ok(call(s, ADMIN, "PATCH", f"/v1/reps/{GONE}", {"active": False}))
     customer, interaction = customer_with_alert(s, "Scope Matrix Ltd")
     ok(call(s, OWNER, "POST", f"/v1/customers/{customer}/purchases",
             {"amount": "500.00", "currency": "USD", "purchased_at": ago(days=20)}))
@@ -217,6 +221,9 @@ def world(embedded_system):
     wait_for(lambda: call(s, OWNER, "GET", f"/v1/customers/{customer}/health").status_code == 200, "alerts")
     wait_for(lambda: call(s, MANAGER_A, "GET", "/v1/reports/summary", query={"rep": A1}).status_code == 200, "reports")
     wait_for(lambda: call(s, ADMIN, "GET", "/v1/worklist", query={"rep_id": B1}).status_code == 200, "followups")
+    for route in ("/v1/customers", "/v1/worklist", "/v1/alerts", "/v1/reports/summary"):  # every service's copy
+        wait_for(lambda: call(s, OUTSIDERS["deactivated-manager"], "GET", route).status_code == 401,
+                 f"{route} to know {GONE} left")
     ok(call(s, ADMIN, "POST", "/v1/sweeps/reminders", {}))  # reminders due now go now, not from the timer mid-matrix
     return {"ids": ids, "spare_alerts": spare_alerts, "state": {}}
 

@@ -128,7 +128,13 @@ def start_service(migrated, tmp_path_factory):
     def start(name, wait_healthy=True, **extra_env):
         service = ServiceProcess(name, {**migrated, **extra_env}, log_dir).start()
         started.append(service)
-        return service.wait_healthy() if wait_healthy else service
+        if not wait_healthy:
+            return service
+        service.wait_healthy()
+        # the tests' admin, announced again now that this service listens (a directory check needs them known)
+        subprocess.run([sys.executable, "-m", "crm", "admin", "--user", "admin"], cwd=ROOT, env=migrated,
+                       check=True, stdout=subprocess.DEVNULL)
+        return service
 
     yield start
     for service in reversed(started):
