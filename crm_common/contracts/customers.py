@@ -27,6 +27,8 @@ class CustomerSnapshot(Schema):
     lifecycle = OneOf(LIFECYCLES, required=True)
     pipeline_stage = OneOf(PIPELINE_STAGES, allow_none=True, load_default=None)
     important_dates = fields.List(fields.Nested(ImportantDate), load_default=list)
+    # the id the customer has in the system it was imported from (additive: absent in older events)
+    external_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
     archived = fields.Boolean(load_default=False)
     created_at = Timestamp(required=True)
 

@@ -12,7 +12,7 @@ from services.customers.models import contacts, customer_tags, customers, reps
 
 # what other services keep of a customer (customer.created / customer.updated)
 SNAPSHOT_FIELDS = ("company", "industry", "source_channel", "owner_id", "team", "tags", "tier", "lifecycle",
-                   "pipeline_stage", "important_dates")
+                   "pipeline_stage", "important_dates", "external_id")
 
 
 def load_customer(uow, actor: Principal, customer_id: str, for_update: bool = False):

@@ -208,3 +208,11 @@ def test_a_rep_cannot_import_nor_see_imports(store):
         with pytest.raises(Exception) as refused:
             call()
         assert getattr(refused.value, "status", None) == 403
+
+
+def test_imported_customers_publish_customer_created_with_their_external_id(store):
+    start(store, "external_id,company,owner\nEXT-9,Nine Ltd,rep-n1\n")
+    run_all(store)
+    [created] = store.events("customer.created")
+    assert (created.data["external_id"], created.data["company"], created.data["owner_id"]) == \
+        ("EXT-9", "Nine Ltd", "rep-n1")
