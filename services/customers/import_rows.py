@@ -94,7 +94,7 @@ def _check(row: rules.RowReader) -> None:
         raise Rejected(row.problems)
 
 
-def _use_case(uow, context: Context, row: rules.RowReader, schema, body: dict, call, field_of=lambda f: f):
+def _use_case(uow, context: Context, row: rules.RowReader, schema, body: dict, call):
     """The body validated by the API's schema, then the use case in a savepoint (undone in a dry run); what
     either refuses becomes the row's report."""
     try:
@@ -102,10 +102,10 @@ def _use_case(uow, context: Context, row: rules.RowReader, schema, body: dict, c
         with uow.savepoint(keep=not context.dry_run):
             return call(data)
     except ValidationError as exc:
-        raise Rejected([rules.Problem(_column(field_of(path)), _shown(row, _column(field_of(path))), _message(msg))
+        raise Rejected([rules.Problem(_column(path), _shown(row, _column(path)), _message(msg))
                         for path, msg in _flatten(exc.messages)]) from None
     except CrmError as exc:
-        field = _column(field_of(exc.field or "body"))
+        field = _column(exc.field or "body")
         raise Rejected([rules.Problem(field, _shown(row, field), exc.message)]) from None
 
 
