@@ -1,6 +1,6 @@
 """Bulk import on RabbitMQ + PostgreSQL, end to end, next to PostgreSQL's own COPY (issue 11 item 6).
 
-    python bench/bench_import.py [--customers 2000] [--purchases 20000] [--interactions 20000] [--full]
+    python bench/bench_import.py [--customers 1000] [--purchases 10000] [--interactions 10000] [--full]
                                  [--skip-xlsx] [--skip-settle] [--skip-floor] [--json PATH]
 
 On CRM_AMQP_URI and <SERVICE>_DATABASE_URL if set, else on a private RabbitMQ + PostgreSQL (scripts/infra.sh).
@@ -121,7 +121,8 @@ def customer_rows(fmt: str, n: int, reps: list[dict], prefix: str, seed: int):
             company = f"{rng.choice(CITIES)}{rng.choice(WORDS)}{trade}有限公司"
         else:
             trade, industry = rng.choice(EN_TRADES)
-            company = f"{rng.choice(CITIES_EN)} {rng.choice(('Hengtong', 'Ruifeng', 'Jinshi', 'Boyuan'))} {trade} Co., Ltd."
+            brand = rng.choice(("Hengtong", "Ruifeng", "Jinshi", "Boyuan"))
+            company = f"{rng.choice(CITIES_EN)} {brand} {trade} Co., Ltd."
         has_contact = rng.random() < 0.85
         person = f"{rng.choice(SURNAMES)}{rng.choice(GIVEN)}"
         birthday = date(rng.randrange(1960, 1996), rng.randrange(1, 13), rng.randrange(1, 29))
@@ -252,6 +253,18 @@ def generate(fmt: str, data_dir: str, sizes: dict, reps: list[dict], tag: str, s
     return files
 
 
+def parse_rate(files: dict) -> dict:
+    """Rows/s of crm_common.tabular.Table over each file in this process: what reading the format costs alone."""
+    figures = {}
+    for kind, spec in files.items():
+        from crm_common.tabular import Table
+        started = time.perf_counter()
+        rows = sum(1 for _ in Table(spec["path"]).rows())
+        seconds = time.perf_counter() - started
+        figures[kind] = {"rows": rows, "seconds": round(seconds, 3), "per_s": round(rows / seconds)}
+    return figures
+
+
 # ------------------------------------------------------------------ the floor: COPY into plain tables
 
 FLOOR_TABLES = {
@@ -322,6 +335,34 @@ def proc_status_kb(pid: int, field: str) -> int | None:
     return None
 
 
+def cpu_snapshot(processes: dict) -> dict:
+    """CPU seconds (user + system, with reaped children) so far: each service, and PostgreSQL and RabbitMQ (every
+    process named postgres / beam.smp on the machine: the private ones when the bench started them)."""
+    tick, totals = os.sysconf("SC_CLK_TCK"), {}
+
+    def of(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                raw = handle.read()
+        except OSError:
+            return None, 0.0
+        comm, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+        return comm, sum(int(v) for v in rest[11:15]) / tick
+
+    for name, process in processes.items():
+        totals[name] = of(process.pid)[1]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        comm, seconds = of(pid)
+        if comm in ("postgres", "beam.smp"):
+            key = "postgresql" if comm == "postgres" else "rabbitmq"
+            totals[key] = totals.get(key, 0.0) + seconds
+    return totals
+
+
+def cpu_delta(before: dict, after: dict) -> dict:
+    return {k: round(after[k] - before.get(k, 0.0), 1) for k in after}
+
+
 class RssSampler(threading.Thread):
     """VmRSS of the service processes every half second; the peak per phase."""
 
@@ -372,7 +413,8 @@ class Settling:
 
     def baseline(self) -> None:
         for name in SERVICES:
-            self.base_outbox[name] = self.seen_outbox[name] = self._scalar(name, "SELECT coalesce(max(id), 0) FROM outbox")
+            top = self._scalar(name, "SELECT coalesce(max(id), 0) FROM outbox")
+            self.base_outbox[name] = self.seen_outbox[name] = top
             self.base_applied[name] = self._scalar(name, "SELECT count(*) FROM processed_events")
         self.base_dead, self.by_key = self.dead(), {}
         self.started = datetime.now(timezone.utc)
@@ -483,7 +525,8 @@ def run_cli(path: str, base: str, token: str, zone: str, run_dir: str) -> dict:
         output = handle.read().strip()
     shown = " ".join(c if " " not in c else repr(c) for c in command).replace(token, "$TOKEN")
     return {"command": shown, "exit": process.returncode, "cli_s": round(seconds, 3),
-            "importer_maxrss_mb": round(usage.ru_maxrss / 1024, 1), "output": output[-2000:], "log": log,
+            "importer_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
+            "importer_cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "output": output[-2000:], "log": log,
             "rejected_file": errors if os.path.exists(errors) else None}
 
 
@@ -492,11 +535,13 @@ def job_of(base: str, token: str, filename: str) -> dict | None:
     return jobs[0] if jobs else None
 
 
-def import_format(fmt: str, files: dict, base: str, token: str, zone: str, run_dir: str) -> dict:
+def import_format(fmt: str, files: dict, base: str, token: str, zone: str, run_dir: str, processes: dict) -> dict:
     figures = {}
     for kind in KINDS:
         spec = files[kind]
+        cpu = cpu_snapshot(processes)
         result = run_cli(spec["path"], base, token, zone, run_dir)
+        result["cpu_s"] = cpu_delta(cpu, cpu_snapshot(processes))
         job = job_of(base, token, os.path.basename(spec["path"])) or {}
         server_s = None
         if job.get("finished_at") and job.get("created_at"):
@@ -516,6 +561,7 @@ def import_format(fmt: str, files: dict, base: str, token: str, zone: str, run_d
               f"(job {server_s and round(server_s, 1)}s), exit {result['exit']}, importer peak RSS "
               f"{result['importer_maxrss_mb']} MB; {result['output'].splitlines()[-1] if result['output'] else ''}",
               flush=True)
+        print(f"    CPU seconds meanwhile: {result['cpu_s']}, importer {result['importer_cpu_s']}", flush=True)
     return figures
 
 
@@ -572,6 +618,9 @@ def report(figures: dict) -> dict:
             add(f"floor: COPY {table.replace('_text', ' (text columns)')}", f"{result['per_s']:,}/s")
     if "error" in floor:
         add(f"floor FAILED: {floor['error'][:60]}", "-")
+    for fmt, rates in figures.get("parse", {}).items():
+        add(f"{fmt}: files read in-process (tabular.Table), rows/s",
+            " / ".join(f"{r['per_s']:,}" for r in rates.values()), "", "customers / purchases / interactions")
     for fmt, phase in figures.get("formats", {}).items():
         if "error" in phase:
             add(f"{fmt}: FAILED {phase['error'][:60]}", "-")
@@ -580,8 +629,8 @@ def report(figures: dict) -> dict:
             ratio = result["per_s"] / base["per_s"] if base.get("per_s") else None
             job = result.get("job") or {}
             bad = result["exit"] != 0 or job.get("status") != "done" or job.get("imported") != result["rows"]
-            note = "" if not bad else f" (exit {result['exit']}, {job.get('status')}, imported {job.get('imported')}, " \
-                                      f"rejected {job.get('rejected')})"
+            note = "" if not bad else (f" (exit {result['exit']}, {job.get('status')}, imported "
+                                       f"{job.get('imported')}, rejected {job.get('rejected')})")
             add(f"{fmt} {kind}: rows/s, CLI wall{note}", f"{result['per_s']:,}/s", f"{ratio:.3f}" if ratio else "",
                 "x COPY" if ratio else "")
         settle = phase.get("settle")
@@ -594,17 +643,22 @@ def report(figures: dict) -> dict:
                                           "full_rows": full_total, "projected_full_s": projected and round(projected),
                                           "pass": ok}
             label = f"{fmt}: import start -> all settled ({total:,} rows)"
-            if not settle.get("settled"):
+            failed = [k for k, r in phase.get("imports", {}).items() if (r.get("job") or {}).get("status") != "done"]
+            if failed:
+                label += f" [imports failed: {', '.join(failed)}]"
+            elif not settle.get("settled"):
                 label += f" [{settle.get('outcome')}]"
             add(label, "-" if value is None else f"{value:,.1f} s", "",
                 f"<= {limit:,.0f} s (600 s x {scale:.3f})", ok)
+            if value is not None and phase.get("import_s") is not None:
+                add(f"{fmt}:   of which after the last file's import finished", f"{value - phase['import_s']:,.1f} s")
             if projected:
                 add(f"{fmt}:   the same, projected linearly to the full {full_total:,} rows", f"{projected:,.0f} s")
             for name, s in settle.get("services", {}).items():
                 add(f"{fmt}:   {name} applied {s['applied']:,} of {s['expected']:,} events"
                     f"{', dead ' + str(s['dead_lettered']) if s['dead_lettered'] else ''}",
                     "-" if s.get("last_applied_s") is None else f"{s['last_applied_s']:,.1f} s",
-                    "", f"{s['apply_per_s']:,}/s applying" if s.get("apply_per_s") else "")
+                    "", f"({s['apply_per_s']:,}/s, import-paced)" if s.get("apply_per_s") else "")
         rss = [r["importer_maxrss_mb"] for r in phase.get("imports", {}).values()]
         if rss:
             ok = max(rss) < TARGETS["importer_rss_mb"]
@@ -630,9 +684,9 @@ def report(figures: dict) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--purchases", type=int, default=20_000)
-    parser.add_argument("--interactions", type=int, default=20_000)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--purchases", type=int, default=10_000)
+    parser.add_argument("--interactions", type=int, default=10_000)
     parser.add_argument("--full", action="store_true", help="the issue's size: 100,000 / 1,000,000 / 1,000,000")
     parser.add_argument("--reps", type=int, help="reps registered first (default customers / 200, 4 to 100)")
     parser.add_argument("--timezone", default="Asia/Shanghai", help="--timezone given to the importer")
@@ -651,7 +705,7 @@ def main():
     run_dir = os.environ.get("CRM_BENCH_RUN_DIR") or f"/tmp/bench-run-{os.getpid()}"
     data_dir = args.data_dir or os.path.join(run_dir, "files")
     os.makedirs(data_dir, exist_ok=True)
-    formats = [f for f in ("csv", "xlsx") if not (f == "xlsx" and args.skip_xlsx) and not (f == "csv" and args.skip_csv)]
+    formats = [f for f, skip in (("csv", args.skip_csv), ("xlsx", args.skip_xlsx)) if not skip]
     tag, now = uuid.uuid4().hex[:4], datetime.now(timezone.utc)
     reps = make_reps(args.reps or max(4, min(100, sizes["customers"] // 200)), tag)
     figures = {"sizes": sizes, "full_size": FULL, "targets": TARGETS, "when": now.isoformat(), "logs": run_dir,
@@ -661,6 +715,10 @@ def main():
     files = {fmt: generate(fmt, data_dir, sizes, reps, tag, args.seed, now)
              for fmt in dict.fromkeys(formats + (["csv"] if not args.skip_floor else []))}
     figures["files"] = files
+    figures["parse"] = {fmt: parse_rate(specs) for fmt, specs in files.items()}
+    for fmt, rates in figures["parse"].items():
+        print(f"  read by crm_common.tabular in-process, {fmt}: " +
+              ", ".join(f"{k} {r['per_s']:,} rows/s" for k, r in rates.items()), flush=True)
     processes, sampler = {}, None
     with private_infra(run_dir):
         uri = os.environ["CRM_AMQP_URI"]
@@ -681,7 +739,7 @@ def main():
             sampler = RssSampler(processes)
             sampler.start()
             wait_topology(uri)
-            token = issue_token(env("CRM_AUTH_SECRET", DEV_SECRET), "bench-admin", "admin")
+            token = issue_token(env("CRM_AUTH_SECRET", DEV_SECRET), "admin", "admin")  # announced by benchlib after each service start
             engines = {name: make_engine(database_url(name), pool_size=2) for name in SERVICES}
             settling = Settling(engines, uri)
             for rep in reps:
@@ -695,15 +753,18 @@ def main():
                 started = settling.started
                 print(f"{fmt}: importing with python -m crm import", flush=True)
                 try:
-                    phase["imports"] = import_format(fmt, files[fmt], base, token, args.timezone, run_dir)
+                    phase["imports"] = import_format(fmt, files[fmt], base, token, args.timezone, run_dir,
+                                                     processes)
                     phase["import_s"] = round((datetime.now(timezone.utc) - started).total_seconds(), 2)
                     if not args.skip_settle:
                         print(f"{fmt}: waiting until every service applied every event", flush=True)
+                        cpu = cpu_snapshot(processes)
                         phase["settle"] = settling.wait(started, args.settle_timeout, args.stall, args.poll, fmt)
+                        phase["settle"]["cpu_s_after_imports"] = cpu_delta(cpu, cpu_snapshot(processes))
                         s = phase["settle"]
-                        print(f"  {fmt}: {s['outcome']}; {s['emitted']:,} events; settled "
-                              f"{s['settled_s']}s after the first import started (imports took {phase['import_s']}s)",
-                              flush=True)
+                        print(f"  {fmt}: {s['outcome']}; {s['emitted']:,} events; the last applied "
+                              f"{s['settled_s']}s after the first import started (imports took {phase['import_s']}s); "
+                              f"CPU s while settling: {s['cpu_s_after_imports']}", flush=True)
                 except Exception as exc:
                     phase["error"] = f"{type(exc).__name__}: {exc}"
                     print(f"  {fmt}: {phase['error']}", flush=True)
