@@ -116,6 +116,9 @@ def migrated(infra):
     for name in SERVICES:
         subprocess.run([sys.executable, "-m", "crm", "migrate", name], cwd=ROOT, env=infra, check=True,
                        stdout=subprocess.DEVNULL)
+    # the tests' admin in the directory from the start (a service started unhealthy on purpose announces nothing)
+    subprocess.run([sys.executable, "-m", "crm", "admin", "--user", "admin"], cwd=ROOT, env=infra, check=True,
+                   stdout=subprocess.DEVNULL)
     return infra
 
 
