@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -335,32 +336,47 @@ def proc_status_kb(pid: int, field: str) -> int | None:
     return None
 
 
-def cpu_snapshot(processes: dict) -> dict:
-    """CPU seconds (user + system, with reaped children) so far: each service, and PostgreSQL and RabbitMQ (every
-    process named postgres / beam.smp on the machine: the private ones when the bench started them)."""
+def cpu_snapshot(processes: dict, infra_dir: str | None = None) -> dict:
+    """CPU seconds (user + system, with reaped children) so far: each service; PostgreSQL and RabbitMQ (the
+    processes whose command line names `infra_dir`, and the postmaster's children; every postgres / beam.smp
+    process when the infrastructure is not the bench's own); this bench; and the whole machine (busy time of all
+    CPUs in /proc/stat), so what other work on the machine took ("others") can be told apart."""
     tick, totals = os.sysconf("SC_CLK_TCK"), {}
 
     def of(pid):
         try:
             with open(f"/proc/{pid}/stat") as handle:
                 raw = handle.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().decode(errors="replace")
         except OSError:
-            return None, 0.0
+            return None, 0, "", 0.0
         comm, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
-        return comm, sum(int(v) for v in rest[11:15]) / tick
+        return comm, int(rest[1]), command, sum(int(v) for v in rest[11:15]) / tick
 
     for name, process in processes.items():
-        totals[name] = of(process.pid)[1]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        comm, seconds = of(pid)
-        if comm in ("postgres", "beam.smp"):
+        totals[name] = of(process.pid)[3]
+    infra = [(int(pid), *of(pid)) for pid in filter(str.isdigit, os.listdir("/proc"))]
+    infra = [row for row in infra if row[1] in ("postgres", "beam.smp")]
+    ours = {pid for pid, _, _, command, _ in infra if infra_dir is None or infra_dir in command}
+    for pid, comm, ppid, _, seconds in infra:
+        if pid in ours or ppid in ours:
             key = "postgresql" if comm == "postgres" else "rabbitmq"
             totals[key] = totals.get(key, 0.0) + seconds
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    totals["bench"] = usage.ru_utime + usage.ru_stime
+    with open("/proc/stat") as handle:
+        jiffies = [int(v) for v in handle.readline().split()[1:]]
+    totals["machine"] = (sum(jiffies[:8]) - jiffies[3] - jiffies[4]) / tick  # all but idle and iowait
     return totals
 
 
-def cpu_delta(before: dict, after: dict) -> dict:
-    return {k: round(after[k] - before.get(k, 0.0), 1) for k in after}
+def cpu_delta(before: dict, after: dict, importer: float = 0.0) -> dict:
+    """Seconds per process group between two snapshots; "others" is the machine's busy time that none of them
+    (nor the importer subprocess) accounts for: someone else's work on the machine, the figures' noise."""
+    delta = {k: round(after[k] - before.get(k, 0.0), 1) for k in after}
+    delta["others"] = round(delta["machine"] - sum(v for k, v in delta.items() if k != "machine") - importer, 1)
+    return delta
 
 
 class RssSampler(threading.Thread):
@@ -535,13 +551,14 @@ def job_of(base: str, token: str, filename: str) -> dict | None:
     return jobs[0] if jobs else None
 
 
-def import_format(fmt: str, files: dict, base: str, token: str, zone: str, run_dir: str, processes: dict) -> dict:
+def import_format(fmt: str, files: dict, base: str, token: str, zone: str, run_dir: str, processes: dict,
+                  infra_dir: str | None) -> dict:
     figures = {}
     for kind in KINDS:
         spec = files[kind]
-        cpu = cpu_snapshot(processes)
+        cpu = cpu_snapshot(processes, infra_dir)
         result = run_cli(spec["path"], base, token, zone, run_dir)
-        result["cpu_s"] = cpu_delta(cpu, cpu_snapshot(processes))
+        result["cpu_s"] = cpu_delta(cpu, cpu_snapshot(processes, infra_dir), result["importer_cpu_s"])
         job = job_of(base, token, os.path.basename(spec["path"])) or {}
         server_s = None
         if job.get("finished_at") and job.get("created_at"):
@@ -631,8 +648,8 @@ def report(figures: dict) -> dict:
             bad = result["exit"] != 0 or job.get("status") != "done" or job.get("imported") != result["rows"]
             note = "" if not bad else (f" (exit {result['exit']}, {job.get('status')}, imported "
                                        f"{job.get('imported')}, rejected {job.get('rejected')})")
-            add(f"{fmt} {kind}: rows/s, CLI wall{note}", f"{result['per_s']:,}/s", f"{ratio:.3f}" if ratio else "",
-                "x COPY" if ratio else "")
+            shown = "" if not ratio else f"{ratio:.3f}" if ratio >= 0.01 else f"1/{1 / ratio:,.0f}"
+            add(f"{fmt} {kind}: rows/s, CLI wall{note}", f"{result['per_s']:,}/s", shown, "of COPY" if ratio else "")
         settle = phase.get("settle")
         if settle:
             limit = TARGETS["settled_s_at_full_size"] * scale
@@ -674,9 +691,9 @@ def report(figures: dict) -> dict:
     print(f"\nsize run: {sizes['customers']:,} customers, {sizes['purchases']:,} purchases, "
           f"{sizes['interactions']:,} interactions per format ({scale:.3f} of the issue's full size); "
           f"the 10-minute target is scaled by that fraction")
-    print(f"\n{'figure':<70}{'value':>14}{'ratio':>8}  {'target':<28}")
+    print(f"\n{'figure':<70}{'value':>14}{'ratio':>10}  {'target':<28}")
     for label, value, ratio, target, verdict in rows:
-        print(f"{label:<70}{value:>14}{ratio:>8}  {target:<28}{verdict}")
+        print(f"{label:<70}{value:>14}{ratio:>10}  {target:<28}{verdict}")
     return verdicts
 
 
@@ -720,7 +737,8 @@ def main():
         print(f"  read by crm_common.tabular in-process, {fmt}: " +
               ", ".join(f"{k} {r['per_s']:,} rows/s" for k, r in rates.items()), flush=True)
     processes, sampler = {}, None
-    with private_infra(run_dir):
+    with private_infra(run_dir) as private:
+        infra_dir = run_dir if private else None
         uri = os.environ["CRM_AMQP_URI"]
         figures.update(broker=uri.split("@")[-1], databases={n: database_url(n).split("@")[-1] for n in SERVICES})
         try:
@@ -752,15 +770,21 @@ def main():
                 settling.baseline()
                 started = settling.started
                 print(f"{fmt}: importing with python -m crm import", flush=True)
+                phase_cpu = cpu_snapshot(processes, infra_dir)
                 try:
                     phase["imports"] = import_format(fmt, files[fmt], base, token, args.timezone, run_dir,
-                                                     processes)
+                                                     processes, infra_dir)
                     phase["import_s"] = round((datetime.now(timezone.utc) - started).total_seconds(), 2)
+                    importer_cpu = sum(r["importer_cpu_s"] for r in phase["imports"].values())
+                    phase["cpu_s_imports"] = cpu_delta(phase_cpu, cpu_snapshot(processes, infra_dir), importer_cpu)
+                    phase["cpu_s_imports"]["importers"] = round(importer_cpu, 1)
+                    print(f"  {fmt}: CPU seconds over the {phase['import_s']:.0f}s of importing (2 cores: "
+                          f"{2 * phase['import_s']:.0f} available): {phase['cpu_s_imports']}", flush=True)
                     if not args.skip_settle:
                         print(f"{fmt}: waiting until every service applied every event", flush=True)
-                        cpu = cpu_snapshot(processes)
+                        cpu = cpu_snapshot(processes, infra_dir)
                         phase["settle"] = settling.wait(started, args.settle_timeout, args.stall, args.poll, fmt)
-                        phase["settle"]["cpu_s_after_imports"] = cpu_delta(cpu, cpu_snapshot(processes))
+                        phase["settle"]["cpu_s_after_imports"] = cpu_delta(cpu, cpu_snapshot(processes, infra_dir))
                         s = phase["settle"]
                         print(f"  {fmt}: {s['outcome']}; {s['emitted']:,} events; the last applied "
                               f"{s['settled_s']}s after the first import started (imports took {phase['import_s']}s); "
