@@ -26,6 +26,7 @@ from nameko.web.server import WebServer, WsgiApp
 from crm_common import metrics
 from crm_common.auth import principal_from_header
 from crm_common.config import DEV_SECRET
+from crm_common.console import console_response
 from crm_common.db import is_transient
 from crm_common.errors import CrmError
 
@@ -105,6 +106,9 @@ class JsonWsgiApp(WsgiApp):
         try:
             provider, values = adapter.match()
         except HTTPException as exc:
+            console = console_response(request) if exc.code == 404 else None
+            if console is not None:
+                return console(environ, start_response)
             return error_response(exc.code or 400, "http_error", exc.description or str(exc))(
                 environ, start_response)
         request.path_values = values
