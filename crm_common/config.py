@@ -9,7 +9,7 @@ import os
 
 SERVICES = ("customers", "followups", "alerts", "reports")
 DEFAULT_PORTS = {"customers": 8001, "followups": 8002, "alerts": 8003, "reports": 8004}
-DEV_SECRET = "dev-only-secret-change-me"
+DEV_SECRET = "dev-only-secret-change-me-never-in-production"
 MIN_SECRET_LENGTH = 32
 
 
@@ -35,7 +35,10 @@ def nameko_config(service: str, overrides: dict | None = None) -> dict:
         "max_workers": int(env("CRM_MAX_WORKERS", "10")),
         "serializer": "json",
         "DATABASE_URL": database_url(service),
-        "AUTH_SECRET": env("CRM_AUTH_SECRET", DEV_SECRET),
+        "AUTH_SECRET": env("CRM_AUTH_SECRET", None if env("CRM_OIDC_ISSUER") else DEV_SECRET),
+        "TOKEN_ISSUER": env("CRM_TOKEN_ISSUER", "crm"),
+        "TOKEN_TTL_SECONDS": int(env("CRM_TOKEN_TTL_SECONDS", "3600")),
+        "OIDC": oidc_settings(),
         "FROZEN_TIME": env("CRM_FROZEN_TIME"),
         "OUTBOX_POLL_SECONDS": float(env("CRM_OUTBOX_POLL_SECONDS", "1.0")),
         "EVENT_MAX_ATTEMPTS": int(env("CRM_EVENT_MAX_ATTEMPTS", "5")),
@@ -49,14 +52,32 @@ def nameko_config(service: str, overrides: dict | None = None) -> dict:
     return config
 
 
+def oidc_settings():
+    """The organisation's OpenID Connect provider, if one is configured (all three variables or none)."""
+    from crm_common.auth import OidcSettings
+    names = ("CRM_OIDC_ISSUER", "CRM_OIDC_AUDIENCE", "CRM_OIDC_JWKS_URL")
+    values = [env(name) for name in names]
+    if not any(values):
+        return None
+    missing = [name for name, value in zip(names, values) if not value]
+    if missing:
+        raise SystemExit(f"OpenID Connect half configured: set {', '.join(missing)} too (or none of {', '.join(names)})")
+    return OidcSettings(*values, user_claim=env("CRM_OIDC_USER_CLAIM", "sub"))
+
+
 def insecure_settings() -> list[str]:
-    """Why a service must not start outside embedded mode: a token signing secret anyone can read in this
-    repository, or none. CRM_ALLOW_DEV_SECRET=1 lets a laptop (docker compose, the test suite) run with it."""
+    """Why a service must not start outside embedded mode: no issuer at all, or a token signing secret anyone
+    can read in this repository. CRM_ALLOW_DEV_SECRET=1 lets a laptop (docker compose, the test suite) run with
+    it. With an OpenID Connect provider alone (CRM_OIDC_*) the built-in sign-in is off."""
     if env("CRM_ALLOW_DEV_SECRET", "0").lower() in ("1", "true", "yes"):
         return []
     secret = env("CRM_AUTH_SECRET")
     if secret is None:
-        return ["CRM_AUTH_SECRET is not set: give every service the same random secret (openssl rand -hex 32)"]
+        if oidc_settings() is not None:
+            return []
+        return ["no token issuer configured: set CRM_AUTH_SECRET (the built-in sign-in; the same random secret "
+                "in every service: openssl rand -hex 32) and/or CRM_OIDC_ISSUER, CRM_OIDC_AUDIENCE and "
+                "CRM_OIDC_JWKS_URL (the organisation's OpenID Connect provider)"]
     if secret == DEV_SECRET:
         return ["CRM_AUTH_SECRET is the development secret that ships in the code: anyone could sign tokens; "
                 "set a random one (openssl rand -hex 32)"]

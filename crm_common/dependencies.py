@@ -42,7 +42,8 @@ class Store(DependencyProvider):
         self.engine = make_engine(config["DATABASE_URL"])
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         if self.directory_table is not None:  # read by crm_common.http for every request's principal
-            self.directory = Directory(self.session_factory, *self.directory_table)
+            self.directory = Directory(self.session_factory, *self.directory_table,
+                                       audit_table=self.tables.get("audit_log"))
         self.poll_seconds = config.get("OUTBOX_POLL_SECONDS", 1.0)
         self.publisher = BrokerPublisher(config["AMQP_URI"])
         self._wake = GreenEvent()

@@ -34,8 +34,26 @@ class Conflict(CrmError):
 
 
 class Unauthorized(CrmError):
+    """No valid identity. ``reason`` is a short code for metrics and the audit log (expired, forged, ...)."""
     status = 401
     code = "unauthorized"
+
+    def __init__(self, message: str, reason: str = "invalid", subject: str | None = None):
+        super().__init__(message)
+        self.reason, self.subject = reason, subject
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+
+
+class TooManyRequests(CrmError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Forbidden(CrmError):

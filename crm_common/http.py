@@ -24,11 +24,11 @@ from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 
 from crm_common import metrics
-from crm_common.auth import principal_from_header
+from crm_common.auth import BUILTIN_ISSUER, principal_from_header
 from crm_common.config import DEV_SECRET
 from crm_common.console import console_response
 from crm_common.db import is_transient
-from crm_common.errors import CrmError
+from crm_common.errors import CrmError, TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,13 @@ def json_body(request) -> dict:
         raise CrmError("request body must be a JSON object", field="body")
     _check_bounds(body, "body", 1)
     return body
+
+
+def client_address(request) -> str | None:
+    """The caller's address: the last X-Forwarded-For hop (the one our front door appended), else the peer."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    return hops[-1][:64] if hops else request.remote_addr
 
 
 def _check_bounds(value, path: str, depth: int) -> None:
@@ -190,11 +197,7 @@ class ApiEntrypoint(HttpRequestHandler):
                 return error_response(413, "body_too_large",
                                       f"request body is over {request.max_content_length} bytes")
             if self.auth:
-                secret = self.container.config.get("AUTH_SECRET", DEV_SECRET)
-                request.principal = principal_from_header(secret, request.headers.get("Authorization"))
-                directory = self._directory()
-                if directory is not None:  # who the holder is now, not when the token was made
-                    request.principal = directory.check(request.principal)
+                request.principal = self._authenticate(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             done = Event()
@@ -203,6 +206,21 @@ class ApiEntrypoint(HttpRequestHandler):
             return self.response_from_result(done.wait())
         except Exception as exc:  # every failure becomes an answer, never a dropped connection
             return self.response_from_exception(exc)
+
+    def _authenticate(self, request):
+        """The caller as the reps directory has them now; a refusal is counted and audited, then answered 401."""
+        config = self.container.config
+        directory = self._directory()
+        try:
+            principal = principal_from_header(config.get("AUTH_SECRET", DEV_SECRET), request.headers.get("Authorization"),
+                                              oidc=config.get("OIDC"), issuer=config.get("TOKEN_ISSUER", BUILTIN_ISSUER))
+            return directory.check(principal) if directory is not None else principal
+        except Unauthorized as exc:
+            service = self.container.service_name
+            metrics.AUTH_REFUSED.labels(service, exc.reason).inc()
+            if directory is not None:
+                directory.record_refusal(exc, route=f"{request.method} {self.url}", remote=client_address(request))
+            raise
 
     def _directory(self):
         """The reps directory of this service's store (crm_common.directory.Directory), if it declares one."""
@@ -220,6 +238,8 @@ class ApiEntrypoint(HttpRequestHandler):
         return json_response(result)
 
     def response_from_exception(self, exc):
+        if isinstance(exc, TooManyRequests):
+            return json_response(exc.to_dict(), exc.status, headers={"Retry-After": str(exc.retry_after)})
         if isinstance(exc, CrmError):
             return json_response(exc.to_dict(), exc.status)
         if isinstance(exc, ValidationError):

@@ -15,6 +15,9 @@ EVENTS_DEAD_LETTERED = Counter("crm_events_dead_lettered_total", "Events sent to
 PARTITIONS_HELD = Gauge("crm_event_partitions_held", "Event partition queues this replica consumes", ["service"],
                         multiprocess_mode="livesum")
 OUTBOX_BACKLOG = Gauge("crm_outbox_backlog", "Events committed but not yet published", ["service"])
+AUTH_REFUSED = Counter("crm_auth_refused_total", "Requests refused 401, by reason (missing, malformed, forged, "
+                       "expired, wrong_issuer, unknown_user, deactivated, revoked)", ["service", "reason"])
+LOGINS = Counter("crm_logins_total", "Sign-ins at POST /v1/auth/login, by outcome (ok, failed, locked)", ["outcome"])
 JOB_DURATION = Histogram("crm_job_duration_seconds", "Periodic job (sweep) duration", ["service", "job"],
                          buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
 

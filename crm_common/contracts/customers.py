@@ -121,6 +121,8 @@ class RepSnapshot(Schema):
     role = OneOf(ROLES, required=True)
     manager_id = OptionalId()
     active = fields.Boolean(required=True)
+    # tokens issued before this instant are refused (password changed, signed out everywhere); additive
+    tokens_valid_after = Timestamp(allow_none=True, load_default=None)
 
 
 @define("rep.registered", 1, PRODUCER, "A sales rep, manager or admin joined the directory. subject is the rep id.")

@@ -108,7 +108,8 @@ reps = Table(
     Column("role", String(16), nullable=False),
     Column("manager_id", String(64), nullable=True),
     Column("active", Boolean, nullable=False),
-    Column("as_of", Timestamp, nullable=False),            # time of the event that wrote this version
+    Column("as_of", Timestamp, nullable=False),
+    Column("tokens_valid_after", Timestamp, nullable=True),            # time of the event that wrote this version
 )
 Index("ix_reps_team_role", reps.c.team, reps.c.role)
 

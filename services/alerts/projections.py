@@ -40,7 +40,7 @@ def on_rep_event(uow, event, ctx: Context) -> None:
     data = event.data
     if event.subject != data["rep_id"]:
         raise EventRejected(f"subject {event.subject!r} is not the payload's rep_id {data['rep_id']!r}")
-    values = {k: data.get(k) for k in ("name", "team", "role", "manager_id", "active")}
+    values = {k: data.get(k) for k in ("name", "team", "role", "manager_id", "active", "tokens_valid_after")}
     mine = select(reps).where(reps.c.rep_id == data["rep_id"]).with_for_update()
     row = uow.session.execute(mine).first()
     if row is None:

@@ -22,6 +22,25 @@ reps = Table(
     Column("manager_id", String(64), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", Timestamp, nullable=False),
+    Column("tokens_valid_after", Timestamp, nullable=True),  # tokens issued before it are refused
+)
+
+# the built-in sign-in (POST /v1/auth/login): argon2id hashes, never the password
+credentials = Table(
+    "credentials", metadata,
+    Column("rep_id", String(64), ForeignKey("reps.id"), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("changed_at", Timestamp, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+)
+
+# failed sign-ins per account and per client address, shared by every replica (rate limit and lockout)
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", Timestamp, nullable=False),
+    Column("locked_until", Timestamp, nullable=True),
 )
 
 # where each team's round-robin stopped, so hand-overs keep spreading evenly

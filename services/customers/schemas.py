@@ -107,6 +107,16 @@ class RepSchema(Strict):
     manager_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
 
 
+class LoginSchema(Strict):
+    user = Text(200, required=True)        # rep id or email
+    password = Text(256, required=True)
+
+
+class PasswordSchema(Strict):
+    password = fields.String(required=True)  # its rules (length, ...) are checked by domain.signin, naming the field
+    current_password = fields.String(load_default=None, allow_none=False, validate=validate.Length(max=256))
+
+
 class RepUpdateSchema(Strict):
     name = Text(200)
     email = fields.Email(allow_none=True)
@@ -114,6 +124,11 @@ class RepUpdateSchema(Strict):
     role = fields.String(validate=validate.OneOf(ROLES))
     manager_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     active = fields.Boolean()
+
+    @validates_schema
+    def not_empty(self, data, **kwargs):
+        if not data:  # an UPDATE with nothing to set is no SQL at all (it answered 503)
+            raise ValidationError("nothing to update", field_name="body")
 
 
 class ListQuerySchema(Schema):

@@ -1,6 +1,7 @@
 """Customers service entrypoints: thin — parse, call a use case, answer."""
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from werkzeug.wrappers import Response
@@ -8,9 +9,9 @@ from werkzeug.wrappers import Response
 from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.config import env
-from crm_common.http import api, json_body
+from crm_common.http import api, client_address, json_body
 from crm_common.ops import Operations
-from services.customers import commands, imports, jobs, models, projections, queries, schemas
+from services.customers import commands, imports, jobs, models, projections, queries, schemas, signin
 from services.customers.domain import ClassificationPolicy
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,31 @@ class CustomersService(Operations):
     store = Store(models.metadata, models.infrastructure, directory=(models.reps, "id"))
     clock = Clock()
     policy = Settings(ClassificationPolicy.from_settings)
+    config = Config()
     followups = RpcProxy("followups")  # imported interactions are followups' facts: it applies them
+
+    # ------------------------------------------------------------ sign-in
+
+    @api("POST", "/v1/auth/login", auth=False)
+    def login(self, request):
+        data = schemas.LoginSchema().load(json_body(request))
+        return signin.login(self.store, data["user"], data["password"], client_address(request),
+                            self.config.get("AUTH_SECRET"), self.config.get("TOKEN_TTL_SECONDS", 3600),
+                            self.config.get("TOKEN_ISSUER", "crm"))
+
+    @api("GET", "/v1/auth/me")
+    def me(self, request):
+        return self.store.run(signin.me, request.principal)
+
+    @api("PUT", "/v1/reps/<rep_id>/password")
+    def set_password(self, request, rep_id):
+        data = schemas.PasswordSchema().load(json_body(request))
+        return signin.set_password(self.store, request.principal, rep_id, data["password"],
+                                   data["current_password"], self.clock.now())
+
+    @api("POST", "/v1/reps/<rep_id>/sign-out")
+    def sign_out_everywhere(self, request, rep_id):
+        return self.store.run(signin.sign_out_everywhere, request.principal, rep_id, self.clock.now())
 
     # ------------------------------------------------------------ reps
 

@@ -55,11 +55,12 @@ def customer_snapshot(view: dict) -> dict:
 
 def rep_view(row) -> dict:
     return {"id": row.id, "name": row.name, "email": row.email, "team": row.team, "role": row.role,
-            "manager_id": row.manager_id, "active": row.active}
+            "manager_id": row.manager_id, "active": row.active, "tokens_valid_after": utc(row.tokens_valid_after)}
 
 
 def rep_event(rep: dict) -> dict:
-    return {"rep_id": rep["id"], **{k: rep[k] for k in ("name", "email", "team", "role", "manager_id", "active")}}
+    return {"rep_id": rep["id"], **{k: rep[k] for k in ("name", "email", "team", "role", "manager_id", "active")},
+            "tokens_valid_after": rep.get("tokens_valid_after")}
 
 
 def _tags(uow, customer_id: str) -> list[str]:

@@ -54,6 +54,7 @@ rep_view = Table(
     Column("role", String(16), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    Column("tokens_valid_after", Timestamp, nullable=True),
 )
 Index("ix_rep_view_team", rep_view.c.team, rep_view.c.rep_id)
 

@@ -133,7 +133,7 @@ def on_rep_changed(uow, event, ctx: Context) -> None:
     """rep.registered / rep.updated: upsert the directory entry; a rep who left hands over open tasks."""
     d = event.data
     values = {"name": d.get("name"), "team": d.get("team"), "role": d["role"], "active": d["active"],
-              "updated_at": ctx.now}
+              "updated_at": ctx.now, "tokens_valid_after": d.get("tokens_valid_after")}
     before = uow.session.execute(select(rep_view).where(rep_view.c.rep_id == d["rep_id"]).with_for_update()).first()
     if before is None:
         uow.session.execute(insert(rep_view).values(rep_id=d["rep_id"], **values))

@@ -91,6 +91,7 @@ rep_directory = Table(
     Column("role", String(16), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("updated_at", Timestamp, nullable=False),
+    Column("tokens_valid_after", Timestamp, nullable=True),
 )
 Index("ix_rep_directory_team", rep_directory.c.team, rep_directory.c.rep_id)
 

@@ -220,7 +220,8 @@ def note_rep(session, data: dict, at: datetime) -> None:
     row = session.execute(select(rep_directory.c.updated_at).where(rep_directory.c.rep_id == data["rep_id"])
                           .with_for_update()).first()
     values = {"name": data.get("name"), "team": data.get("team"), "role": data.get("role"),
-              "active": bool(data.get("active", True)), "updated_at": at}
+              "active": bool(data.get("active", True)), "updated_at": at,
+              "tokens_valid_after": data.get("tokens_valid_after")}
     if row is None:
         insert_missing(session, rep_directory, [{"rep_id": data["rep_id"], **values}], ["rep_id"])
     elif utc(row.updated_at) <= at:

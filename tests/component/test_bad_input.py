@@ -460,6 +460,8 @@ def valid_bodies(world: World) -> dict:
         "PATCH /v1/reps/{rep_id}": {"name": "Ned North", "email": "ned@example.com", "team": NORTH, "role": "rep",
                                     "manager_id": "mgr-north", "active": True},
         "POST /v1/reps/{rep_id}/handover": {"to_owner_id": "rep-n1", "reason": "leaving", "deactivate": False},
+        "POST /v1/auth/login": {"user": "rep-n1", "password": "not the password of anyone"},
+        "PUT /v1/reps/{rep_id}/password": {"password": "a junk-test password", "current_password": "whatever it was"},
         "POST /v1/customers": {**record, "owner_id": "rep-n1", "pipeline_stage": "first_contact",
                                "created_at": iso(NOW - 30 * DAY)},
         "POST /v1/customers/import": {

@@ -52,6 +52,8 @@ SPECIAL = {
     "/v1/customers/{customer_id}/transfer": ({}, ROLE_FIRST, "managers and admins only"),
     "/v1/tasks/{task_id}/reassign": ({}, ROLE_FIRST, "managers and admins only"),
     "/v1/reps/{rep_id}": ({}, FORBIDDEN, "a rep, not a customer: the reps directory is edited by admins only"),
+    "/v1/reps/{rep_id}/password": ({}, FORBIDDEN, "a rep's password: admins, or the rep themself (not these)"),
+    "/v1/reps/{rep_id}/sign-out": ({}, FORBIDDEN, "a rep's sessions: admins, or the rep themself (not these)"),
     "/v1/reps/{rep_id}/handover": ({}, ROLE_FIRST, "a rep: managers and admins only, a manager in their own team"),
     "/v1/sweeps/{job}": ({}, FORBIDDEN, "a job name, not a resource: sweeps are for admins"),
     "/v1/reports/{figure}": ({"rep": A1}, FORBIDDEN, "a figure name: the slice is ?rep=, so ask for A1's figures"),
@@ -76,6 +78,8 @@ WRITES = {
     ("POST", "/v1/customers/{customer_id}/stage"): (OWNER, lambda ids: {"stage": "needs_analysis"}),
     ("POST", "/v1/customers/{customer_id}/transfer"): (ADMIN, lambda ids: {"to_owner_id": B1, "reason": "matrix"}),
     ("PATCH", "/v1/reps/{rep_id}"): (ADMIN, lambda ids: {"name": "Renamed"}),
+    ("PUT", "/v1/reps/{rep_id}/password"): (ADMIN, lambda ids: {"password": "scope matrix password"}),
+    ("POST", "/v1/reps/{rep_id}/sign-out"): (ADMIN, lambda ids: None),
     ("POST", "/v1/reps/{rep_id}/handover"): (ADMIN, lambda ids: {"to_owner_id": B1, "deactivate": False}),
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): (OWNER, lambda ids: {"note": "calling them"}),
     ("POST", "/v1/alerts/{alert_id}/resolve"): (OWNER, lambda ids: {"outcome": "recovered"}),
@@ -157,7 +161,9 @@ def fingerprint(system) -> dict:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
                 if table not in IGNORED_TABLES:
-                    rows = sorted(map(repr, db.execute(f'SELECT * FROM "{table}"')))
+                    # a refused token is audited on purpose (issue 12): that is the one row a refusal writes
+                    where = " WHERE action != 'auth.refused'" if table == "audit_log" else ""
+                    rows = sorted(map(repr, db.execute(f'SELECT * FROM "{table}"{where}')))
                     digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()
                     prints[f"{container.service_name}.{table}"] = (len(rows), digest)
     return prints

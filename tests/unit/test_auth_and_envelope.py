@@ -1,5 +1,8 @@
+import base64
+import json
 from datetime import datetime, timezone
 
+import jwt
 import pytest
 
 import crm_common.contracts  # noqa: F401
@@ -11,15 +14,35 @@ from crm_common.events import InvalidEvent, from_envelope, make_event, to_envelo
 def test_token_round_trip_and_tampering():
     token = issue_token("s3cret", "rep-1", "rep", "north", now=1000)
     assert verify_token("s3cret", token, now=2000) == Principal("rep-1", "rep", "north")
-    for bad in (token.replace("crm1", "crm2"), token[:-2] + "xx", "a.b", ""):
-        with pytest.raises(Unauthorized):
-            verify_token("s3cret", bad, now=2000)
-    with pytest.raises(Unauthorized):
+    assert verify_token("s3cret", token, now=2000).issued_at == 1000
+    header, payload, signature = token.split(".")
+    forged_claims = base64.urlsafe_b64encode(json.dumps(
+        {**jwt.decode(token, options={"verify_signature": False}), "role": "admin"}).encode()).rstrip(b"=").decode()
+    cases = {"forged": [f"{header}.{forged_claims}.{signature}", token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")],
+             "malformed": ["a.b", "", "crm1.x.y", "not-a-jwt"]}
+    for reason, tokens in cases.items():
+        for bad in tokens:
+            with pytest.raises(Unauthorized) as refused:
+                verify_token("s3cret", bad, now=2000)
+            assert refused.value.reason == reason, bad
+    with pytest.raises(Unauthorized) as refused:
         verify_token("other-secret", token, now=2000)
+    assert refused.value.reason == "forged"
     with pytest.raises(Unauthorized, match="expired"):
-        verify_token("s3cret", token, now=1000 + 90 * 24 * 3600 + 1)
+        verify_token("s3cret", token, now=1000 + 3600 + 1)
+    with pytest.raises(Unauthorized, match="issuer or audience"):
+        verify_token("s3cret", issue_token("s3cret", "rep-1", "rep", issuer="someone-else"))
+    # "none" and asymmetric algorithms are never accepted under the shared secret
+    unsigned = jwt.encode({"iss": "crm", "aud": "crm-api", "sub": "a", "role": "admin", "iat": 1, "exp": 2 ** 40},
+                          None, algorithm="none")
     with pytest.raises(Unauthorized):
+        verify_token("s3cret", unsigned)
+    with pytest.raises(Unauthorized) as refused:
         principal_from_header("s3cret", "Basic abc")
+    assert refused.value.reason == "malformed"
+    with pytest.raises(Unauthorized) as refused:
+        principal_from_header("s3cret", None)
+    assert refused.value.reason == "missing"
 
 
 def test_scope_rules():

@@ -8,11 +8,17 @@ import pytest
 from crm_common.config import DEV_SECRET, insecure_settings
 
 
+OIDC = {"CRM_OIDC_ISSUER": "https://sso.example.com/realms/sales", "CRM_OIDC_AUDIENCE": "crm",
+        "CRM_OIDC_JWKS_URL": "https://sso.example.com/realms/sales/protocol/openid-connect/certs"}
+
+
 @pytest.mark.parametrize("secret,allowed,refused", [
-    (None, None, "is not set"), (DEV_SECRET, None, "development secret"), ("x" * 31, None, "shorter than 32"),
+    (None, None, "no token issuer configured"), (DEV_SECRET, None, "development secret"), ("x" * 31, None, "shorter than 32"),
     (DEV_SECRET, "0", "development secret"), ("k" * 32, None, None), (DEV_SECRET, "1", None), (None, "true", None),
 ])
 def test_insecure_settings_name_the_variable(monkeypatch, secret, allowed, refused):
+    for name in OIDC:
+        monkeypatch.delenv(name, raising=False)
     for name, value in (("CRM_AUTH_SECRET", secret), ("CRM_ALLOW_DEV_SECRET", allowed)):
         if value is None:
             monkeypatch.delenv(name, raising=False)
@@ -23,7 +29,18 @@ def test_insecure_settings_name_the_variable(monkeypatch, secret, allowed, refus
         assert problems == []
     else:
         [problem] = problems
-        assert problem.startswith("CRM_AUTH_SECRET") and refused in problem
+        assert "CRM_AUTH_SECRET" in problem and refused in problem
+
+
+def test_an_identity_provider_alone_is_an_issuer_and_half_a_provider_is_refused(monkeypatch):
+    monkeypatch.delenv("CRM_AUTH_SECRET", raising=False)
+    monkeypatch.delenv("CRM_ALLOW_DEV_SECRET", raising=False)
+    for name, value in OIDC.items():
+        monkeypatch.setenv(name, value)
+    assert insecure_settings() == []
+    monkeypatch.delenv("CRM_OIDC_JWKS_URL")
+    with pytest.raises(SystemExit, match="CRM_OIDC_JWKS_URL"):
+        insecure_settings()
 
 
 def test_serve_refuses_to_start_with_the_development_secret(tmp_path):
