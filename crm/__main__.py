@@ -54,13 +54,29 @@ def _demo(args):
 
 def _admin(args):
     from crm import runner
-    created = runner.bootstrap_admin(args.user)
-    print(f"{args.user}: {'registered as admin' if created else 'an active admin, announced again'}; "
-          f"a token: python -m crm token --user {args.user} --role admin")
+    password = _read_password(args.user) if args.password_stdin else None
+    created = runner.bootstrap_admin(args.user, password=password)
+    print(f"{args.user}: {'registered as admin' if created else 'an active admin, announced again'}"
+          f"{'; password set' if password else ''}; sign in at POST /v1/auth/login"
+          f"{'' if password else ' once a password is set (--password-stdin)'}, "
+          f"or a token: python -m crm token --user {args.user} --role admin")
+
+
+def _read_password(user_id: str) -> str:
+    """The password on stdin (its first line), checked against the same rules as the API's."""
+    from crm_common.errors import CrmError
+    from services.customers.domain.signin import check_new_password
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        check_new_password(password, user_id)
+    except CrmError as exc:
+        sys.exit(f"password refused: {exc.message}")
+    return password
 
 
 def _token(args):
-    print(issue_token(env("CRM_AUTH_SECRET", DEV_SECRET), args.user, args.role, args.team, args.ttl_days * 86400))
+    print(issue_token(env("CRM_AUTH_SECRET", DEV_SECRET), args.user, args.role, args.team, int(args.ttl_days * 86400),
+                      issuer=env("CRM_TOKEN_ISSUER", "crm")))
 
 
 def _docs_events(args):
@@ -106,13 +122,17 @@ def main(argv=None):
     admin = commands.add_parser("admin", help="register the first admin in the customers database "
                                                 "(CUSTOMERS_DATABASE_URL); the other services learn of them by event")
     admin.add_argument("--user", required=True)
+    admin.add_argument("--password-stdin", action="store_true",
+                       help="also set their sign-in password, read from the first line of stdin")
     admin.set_defaults(func=_admin)
 
-    token = commands.add_parser("token", help="issue an API token (signed with CRM_AUTH_SECRET)")
+    token = commands.add_parser("token", help="issue an API token for a script or service account (a JWT signed "
+                                              "with CRM_AUTH_SECRET; the user must be registered in the directory)")
     token.add_argument("--user", required=True)
-    token.add_argument("--role", required=True, choices=("rep", "manager", "admin"))
+    token.add_argument("--role", required=True, choices=("rep", "manager", "admin"),
+                       help="informative: the directory's role applies")
     token.add_argument("--team")
-    token.add_argument("--ttl-days", type=int, default=90)
+    token.add_argument("--ttl-days", type=float, default=1.0, help="lifetime in days (default 1)")
     token.set_defaults(func=_token)
 
     from crm import importer

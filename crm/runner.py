@@ -31,19 +31,22 @@ def migrate(name: str, url: str | None = None) -> None:
     upgrade(name, url or database_url(name))
 
 
-def bootstrap_admin(user_id: str, url: str | None = None) -> bool:
-    """Register the first admin in the customers database (its outbox tells the other services)."""
+def bootstrap_admin(user_id: str, url: str | None = None, password: str | None = None) -> bool:
+    """Register the first admin in the customers database (its outbox tells the other services), and set their
+    sign-in password when one is given."""
     from datetime import datetime, timezone
 
     from sqlalchemy.orm import sessionmaker
 
     from crm_common.db import UnitOfWork, make_engine
-    from services.customers import commands, models
+    from services.customers import commands, models, signin
 
     engine = make_engine(url or database_url("customers"))
     try:
         with UnitOfWork(sessionmaker(bind=engine, expire_on_commit=False), models.infrastructure, "customers") as uow:
             created = commands.ensure_admin(uow, user_id, datetime.now(timezone.utc))
+            if password is not None:
+                signin.store_password(uow, user_id, password, changed_by="cli", now=datetime.now(timezone.utc))
             uow.commit()
         return created
     finally:
@@ -103,5 +106,6 @@ def embedded(data_dir: str, port: int, frozen_time: str | None = None) -> Runner
     # embedded mode's first admin (`python -m crm token --user admin` works), registered once every service
     # listens, so that each directory hears of them
     customers_url = configs["customers"]["DATABASE_URL"]
-    return Runner(configs, after_start=lambda: bootstrap_admin(env("CRM_BOOTSTRAP_ADMIN", "admin"), customers_url))
+    return Runner(configs, after_start=lambda: bootstrap_admin(env("CRM_BOOTSTRAP_ADMIN", "admin"), customers_url,
+                                                               password=env("CRM_BOOTSTRAP_ADMIN_PASSWORD")))
 

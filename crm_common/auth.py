@@ -32,6 +32,8 @@ AUDIENCE = "crm-api"
 DEFAULT_TTL_SECONDS = 3600
 OIDC_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384", "PS512"]
 JWKS_CACHE_SECONDS = 300
+# an unknown key id refetches the key set at most this often: forged kids cannot hammer the provider
+JWKS_REFETCH_COOLDOWN_SECONDS = 30.0
 CLOCK_SKEW_SECONDS = 30
 
 
@@ -81,9 +83,11 @@ _jwks_clients: dict[str, jwt.PyJWKClient] = {}
 
 
 def _jwks_client(url: str) -> jwt.PyJWKClient:
-    """One cached key set per provider and process, shared by every request."""
+    """One cached key set per provider and process, shared by every request. The set is cached, not each key
+    (cache_keys): a key the provider withdraws stops working once the set is fetched again."""
     if url not in _jwks_clients:
-        _jwks_clients[url] = jwt.PyJWKClient(url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=5)
+        _jwks_clients[url] = jwt.PyJWKClient(url, cache_keys=False, lifespan=JWKS_CACHE_SECONDS, timeout=5,
+                                             cooldown_duration=JWKS_REFETCH_COOLDOWN_SECONDS)
     return _jwks_clients[url]
 
 

@@ -156,6 +156,12 @@ def _store_hash(uow, rep_id: str, new_hash: str, changed_by: str, now: datetime,
     return {"rep_id": rep_id, "password_set": True, "signed_out_everywhere": revoke}
 
 
+def store_password(uow, rep_id: str, password: str, changed_by: str, now: datetime) -> None:
+    """A password set from the command line (the first admin), in the caller's transaction."""
+    check_new_password(password, rep_id)
+    _store_hash(uow, rep_id, HASHER.hash(password), changed_by, now)
+
+
 def sign_out_everywhere(uow, actor: Principal, rep_id: str, now: datetime) -> dict:
     """Every token of this user issued until now is refused, in every service once rep.updated reaches it."""
     if actor.user_id != rep_id:
