@@ -12,6 +12,9 @@ from crm_common.auth import issue_token
 
 TEAMS = ("north", "south", "east", "west")
 REPS_PER_TEAM = 5
+# who can sign in to the demo (POST /v1/auth/login, the console), one per role; a demo password, nothing more
+DEMO_LOGINS = {"rep": "rep-north-1", "manager": "mgr-north", "admin": "admin"}
+DEMO_PASSWORD = "demo-crm-2026"
 INDUSTRIES = ("manufacturing", "retail", "healthcare", "logistics", "software", "construction", "food", "energy")
 CHANNELS = ("exhibition", "online", "referral", "cold_call", "partner", "advertising")
 FIRST = ("Ada", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jia", "Kofi", "Lena", "Mateo",
@@ -134,6 +137,10 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=Non
         status, body = admin.call("POST", "/v1/reps", {k: v for k, v in person.items() if v is not None})
         if status not in (201, 409):
             raise RuntimeError(f"could not register {person['id']}: {status} {body}")
+    for user_id in DEMO_LOGINS.values():  # the console's sign-in, one user per role
+        status, body = admin.call("PUT", f"/v1/reps/{user_id}/password", {"password": DEMO_PASSWORD})
+        if status != 200:
+            raise RuntimeError(f"could not set the demo password of {user_id}: {status} {body}")
     reps = [p for p in people if p["role"] == "rep"]
     now = datetime.now(timezone.utc)
     tiers, lifecycles, purchases, ids = Counter(), Counter(), 0, []

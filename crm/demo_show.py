@@ -91,6 +91,8 @@ def run(args) -> None:
         service_runner.stop()
         return
     print(f"\nServing on {base_url} (OpenAPI at {base_url}/openapi.json). Ctrl-C stops it.")
+    print(f"Sign in at {base_url}/ with password {demo.DEMO_PASSWORD} as "
+          + ", ".join(f"{user} ({role})" for role, user in demo.DEMO_LOGINS.items()) + ".")
     service_runner.wait()
 
 
@@ -136,5 +138,7 @@ def tour(base_url: str, data: dict) -> None:
 
     status, error = admin.call("POST", "/v1/customers", {"company": "", "source_channel": "carrier pigeon"})
     print(f"\nBad input answers HTTP {status} naming the fields: {sorted(error['fields'])}")
-    print("\nTry it yourself (tokens are signed with CRM_AUTH_SECRET):")
+    print("\nTry it yourself: sign in, then send the access token (a JWT valid for an hour):")
+    print(f"  curl -X POST {base_url}/v1/auth/login -H 'Content-Type: application/json' "
+          f"-d '{{\"user\": \"mgr-north\", \"password\": \"{demo.DEMO_PASSWORD}\"}}'")
     print(f"  curl -H 'Authorization: Bearer {tokens['mgr-north']}' '{base_url}/v1/customers?tier=A&limit=5'")
