@@ -118,10 +118,22 @@ def _seen(uow, context: Context, key: str, number: int, field: str, row: rules.R
     uow.session.execute(insert(import_keys).values(job_id=context.job_id, key=key[:200], row=number))
 
 
+def _occurrences(uow, context: Context, key: str) -> int:
+    """How often this job has seen the key (stored as key, key#2, key#3, ...): exact lookups on the primary key, a
+    hundred at a time, since a prefix LIKE cannot use the index under a non-C collation."""
+    seen, step = 0, 100
+    while True:
+        candidates = [key if n == 1 else f"{key}#{n}" for n in range(seen + 1, seen + step + 1)]
+        found = uow.session.execute(select(func.count()).select_from(import_keys).where(
+            import_keys.c.job_id == context.job_id, import_keys.c.key.in_(candidates))).scalar()
+        seen += found
+        if found < step:
+            return seen
+
+
 def _occurrence(uow, context: Context, key: str, number: int) -> str:
     """A key made from a row's content, numbered when the file has the same row again (two equal purchases)."""
-    count = uow.session.execute(select(func.count()).select_from(import_keys).where(
-        import_keys.c.job_id == context.job_id, import_keys.c.key.like(f"{key}%"))).scalar()
+    count = _occurrences(uow, context, key)
     numbered = key if not count else f"{key}#{count + 1}"
     uow.session.execute(insert(import_keys).values(job_id=context.job_id, key=numbered, row=number))
     return numbered
@@ -207,9 +219,7 @@ def _resolve_interactions(uow, context: Context, batch, now: datetime) -> list[d
             resolved.append({"problems": row.problems})
             continue
         key = rules.row_key(customer.id, rep, body["kind"], body["outcome"], body["occurred_at"], body["summary"])
-        earlier = uow.session.execute(select(func.count()).select_from(import_keys).where(
-            import_keys.c.job_id == context.job_id, import_keys.c.key.like(f"{key}%"))).scalar()
-        seen = earlier + keys_in_batch.get(key, 0)
+        seen = _occurrences(uow, context, key) + keys_in_batch.get(key, 0)
         keys_in_batch[key] = keys_in_batch.get(key, 0) + 1
         ref = key if not seen else f"{key}#{seen + 1}"
         resolved.append({"key": ref, "cells": cells, "body": {

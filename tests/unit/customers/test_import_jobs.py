@@ -216,3 +216,18 @@ def test_imported_customers_publish_customer_created_with_their_external_id(stor
     [created] = store.events("customer.created")
     assert (created.data["external_id"], created.data["company"], created.data["owner_id"]) == \
         ("EXT-9", "Nine Ltd", "rep-n1")
+
+
+def test_equal_rows_without_an_invoice_are_each_a_purchase_and_a_rerun_finds_them_all(store):
+    start(store, "external_id,company,owner\nC1,One,rep-n1\n")
+    run_all(store)
+    content = "customer,amount,currency,purchased_at\n" + "C1,99.00,USD,2026-05-01\n" * 3 + "C1,99.00,USD,2026-05-02\n"
+    first = start(store, content)
+    run_all(store)
+    assert (view(store, first)["imported"], view(store, first)["rejected"]) == (4, 0)
+    with store() as uow:
+        refs = sorted(uow.session.execute(select(models.purchases.c.external_ref)).scalars())
+    assert len(refs) == len(set(refs)) == 4 and sum(ref.endswith(("#2", "#3")) for ref in refs) == 2
+    again = start(store, content)
+    run_all(store)
+    assert (view(store, again)["imported"], view(store, again)["unchanged"]) == (0, 4)
