@@ -46,6 +46,7 @@ from nameko.extensions import Entrypoint
 
 import crm_common.contracts  # noqa: F401 - consuming needs every contract registered
 from crm_common import metrics
+from crm_common.config import env
 from crm_common.db import EventFailed, is_transient, lease_partitions, release_partitions
 from crm_common.dependencies import Store
 from crm_common.errors import EventRejected
@@ -90,10 +91,24 @@ def is_memory(amqp_uri: str) -> bool:
     return amqp_uri.startswith("memory")
 
 
+def queue_type() -> str:
+    """CRM_QUEUE_TYPE: ``quorum`` (default: replicated over a cluster's nodes, a node's loss loses no queue) or
+    ``classic`` (what releases before 2026-12 declared; a queue keeps its type, so an upgraded broker that still
+    has classic queues sets this until they are drained and deleted, see docs/operations.md)."""
+    kind = env("CRM_QUEUE_TYPE", "quorum")
+    if kind not in ("quorum", "classic"):
+        raise SystemExit(f"CRM_QUEUE_TYPE must be quorum or classic, not {kind!r}")
+    return kind
+
+
+def _typed(arguments: dict | None = None) -> dict:
+    return {"x-queue-type": queue_type(), **(arguments or {})}
+
+
 def dead_letter_queue(service: str) -> Queue:
     """All of a service's dead letters, in one durable queue an operator can inspect."""
     return Queue(f"{service}.dead-letter", exchange=dead_letter_exchange, routing_key=f"{service}.#",
-                 durable=True)
+                 durable=True, queue_arguments=_typed())
 
 
 def inbound_exchange(service: str) -> Exchange:
@@ -106,7 +121,7 @@ def partition_queues(service: str, routing_keys, partitions, amqp_uri: str) -> l
         return [Queue(f"{service}.events.p0", durable=True,
                       bindings=[binding(events_exchange, routing_key=key) for key in routing_keys])]
     return [Queue(f"{service}.events.p{index}", exchange=inbound_exchange(service), routing_key="1", durable=True,
-                  queue_arguments={"x-single-active-consumer": True}) for index in sorted(partitions)]
+                  queue_arguments=_typed({"x-single-active-consumer": True})) for index in sorted(partitions)]
 
 
 def declare_topology(channel, service: str, routing_keys, partitions: int, amqp_uri: str) -> dict[int, Queue]:

@@ -3,6 +3,7 @@ single-active-consumer queues, one multiple-ack per batch. A failing event is re
 dead-lettered with its reason and acknowledged; a rejected one goes straight to the dead letters; the
 events around either still apply. The probe service of tests/probe.py gets its events through its own
 inbound exchange, so the services sharing this broker never see them."""
+import subprocess
 from datetime import datetime, timezone
 
 import pytest
@@ -68,3 +69,12 @@ def test_a_rejected_event_is_dead_lettered_at_once_and_the_rest_applies(probe):
     assert letter.headers[REASON_HEADER] == "rejected: no such customer here"  # no retries
     assert letter.headers["x-crm-original-routing-key"] == "customer.tier_changed.v1"
     assert [r.event_id for r in applied_rows(database, expect=2)] == [first["id"], second["id"]]
+
+
+def test_partition_and_dead_letter_queues_are_quorum_queues(probe, infra):
+    """Replicated over a cluster's nodes (issue 12): a classic queue lives on one node and is gone with it."""
+    listing = subprocess.run([infra["CRM_RABBITMQCTL"], "list_queues", "-q", "--no-table-headers", "name", "type"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    types = dict(line.split("\t") for line in listing.splitlines() if line.startswith("probe."))
+    expected = {f"probe.events.p{index}" for index in range(PARTITIONS)} | {"probe.dead-letter"}
+    assert {name: types.get(name) for name in expected} == {name: "quorum" for name in expected}

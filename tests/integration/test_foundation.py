@@ -12,6 +12,7 @@ from kombu import Connection, Exchange, Queue
 
 from crm_common.auth import issue_token
 from crm_common.config import DEV_SECRET
+from crm_common.consumer import dead_letter_queue
 from crm_common.events import make_event, to_envelope
 from crm_common.outbox import event_headers
 
@@ -98,8 +99,7 @@ def _publish(infra, body, routing_key, raw=False):
 def _dead_letters(infra, service):
     found = []
     with Connection(infra["CRM_AMQP_URI"]) as connection:
-        queue = Queue(f"{service}.dead-letter", exchange=Exchange("crm.dead-letter", type="topic", durable=True),
-                      routing_key=f"{service}.#", durable=True)(connection.default_channel)
+        queue = dead_letter_queue(service)(connection.default_channel)  # declared as the services declare it
         while True:
             message = queue.get(no_ack=True)
             if message is None:

@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
-from kombu import Connection, Exchange, Queue
+from kombu import Connection
 from nameko.containers import ServiceContainer
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select, update
 
 from crm_common.config import nameko_config
-from crm_common.consumer import REASON_HEADER, Consumes, EventConsumer, consume
+from crm_common.consumer import REASON_HEADER, Consumes, EventConsumer, consume, dead_letter_queue
 from crm_common.db import add_infrastructure_tables, make_engine
 from crm_common.dependencies import Store
 from crm_common.errors import EventRejected
@@ -213,8 +213,7 @@ def test_a_batch_redelivered_after_its_commit_changes_nothing(start_probe, infra
 def dead_letters(infra, expect, timeout=30):
     found, deadline = [], time.monotonic() + timeout
     with Connection(infra["CRM_AMQP_URI"]) as connection:
-        queue = Queue("pipeprobe.dead-letter", exchange=Exchange("crm.dead-letter", type="topic", durable=True),
-                      routing_key="pipeprobe.#", durable=True)(connection.default_channel)
+        queue = dead_letter_queue("pipeprobe")(connection.default_channel)  # declared as the services declare it
         while len(found) < expect and time.monotonic() < deadline:
             message = queue.get(no_ack=True)
             if message is None:
