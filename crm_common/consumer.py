@@ -50,12 +50,13 @@ from crm_common.config import env
 from crm_common.db import EventFailed, is_transient, lease_partitions, release_partitions
 from crm_common.dependencies import Store
 from crm_common.errors import EventRejected
-from crm_common.events import SUBJECT_HEADER, InvalidEvent, definition, from_envelope
+from crm_common.events import DEAD_LETTER_EXCHANGE, SUBJECT_HEADER, InvalidEvent, definition, from_envelope
 from crm_common.outbox import REPLAY_HEADER, BrokerPublisher, dead_letter_exchange, events_exchange
 
 log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-crm-dead-letter-reason"
+DELIVERY_LIMIT_KEY = "delivery-limit"  # routing key (after the service's name) of what the broker dead-letters
 LEASE_TTL = timedelta(seconds=10)
 LEASE_TICK_SECONDS = 2.0
 DEFAULT_EXCHANGE = Exchange("", type="direct")
@@ -105,6 +106,18 @@ def _typed(arguments: dict | None = None) -> dict:
     return {"x-queue-type": queue_type(), **(arguments or {})}
 
 
+def _partition_arguments(service: str) -> dict:
+    """A quorum partition hands a message back to the dead letters after CRM_EVENT_DELIVERY_LIMIT deliveries
+    (20): an event that kills its consumer each time (out of memory, a crash in a driver) would otherwise come
+    back after every restart, forever. The consumer's own retries happen in process and are not deliveries."""
+    arguments = {"x-single-active-consumer": True}
+    if queue_type() == "quorum":
+        arguments.update({"x-delivery-limit": int(env("CRM_EVENT_DELIVERY_LIMIT", "20")),
+                          "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                          "x-dead-letter-routing-key": f"{service}.{DELIVERY_LIMIT_KEY}"})
+    return _typed(arguments)
+
+
 def dead_letter_queue(service: str) -> Queue:
     """All of a service's dead letters, in one durable queue an operator can inspect."""
     return Queue(f"{service}.dead-letter", exchange=dead_letter_exchange, routing_key=f"{service}.#",
@@ -121,7 +134,7 @@ def partition_queues(service: str, routing_keys, partitions, amqp_uri: str) -> l
         return [Queue(f"{service}.events.p0", durable=True,
                       bindings=[binding(events_exchange, routing_key=key) for key in routing_keys])]
     return [Queue(f"{service}.events.p{index}", exchange=inbound_exchange(service), routing_key="1", durable=True,
-                  queue_arguments=_typed({"x-single-active-consumer": True})) for index in sorted(partitions)]
+                  queue_arguments=_partition_arguments(service)) for index in sorted(partitions)]
 
 
 def declare_topology(channel, service: str, routing_keys, partitions: int, amqp_uri: str) -> dict[int, Queue]:

@@ -3,7 +3,9 @@ single-active-consumer queues, one multiple-ack per batch. A failing event is re
 dead-lettered with its reason and acknowledged; a rejected one goes straight to the dead letters; the
 events around either still apply. The probe service of tests/probe.py gets its events through its own
 inbound exchange, so the services sharing this broker never see them."""
+import socket
 import subprocess
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -78,3 +80,46 @@ def test_partition_and_dead_letter_queues_are_quorum_queues(probe, infra):
     types = dict(line.split("\t") for line in listing.splitlines() if line.startswith("probe."))
     expected = {f"probe.events.p{index}" for index in range(PARTITIONS)} | {"probe.dead-letter"}
     assert {name: types.get(name) for name in expected} == {name: "quorum" for name in expected}
+
+
+def test_an_event_delivered_past_the_limit_goes_to_the_dead_letters(infra, monkeypatch):
+    """What kills its consumer at every delivery (here: taken and handed back unacknowledged, as a crashed
+    process does) is dead-lettered by the broker after CRM_EVENT_DELIVERY_LIMIT deliveries, not redelivered
+    forever. The queues are declared by the consumer's own topology code."""
+    from crm_common.consumer import DELIVERY_LIMIT_KEY, declare_topology
+    monkeypatch.setenv("CRM_EVENT_DELIVERY_LIMIT", "2")
+    service = "limitprobe"
+    with Connection(infra["CRM_AMQP_URI"]) as connection:
+        channel = connection.channel()
+        try:
+            queues = declare_topology(channel, service, ["customer.archived.v1"], 1, infra["CRM_AMQP_URI"])
+            body = to_envelope(make_event("customer.archived", "c-limit", {
+                "customer_id": "c-limit", "archived_at": datetime.now(timezone.utc)}, source="crm/t"))
+            producer = connection.Producer(channel)
+            producer.publish(body, exchange="", routing_key=queues[0].name, serializer="json", delivery_mode=2)
+            deliveries = []
+
+            def hand_back(body, message):  # as when the consumer's channel dies with it unacknowledged
+                deliveries.append(message.delivery_tag)
+                message.requeue()
+
+            with connection.Consumer([queues[0]], channel=channel, callbacks=[hand_back], accept=["json"]):
+                for _ in range(30):
+                    try:
+                        connection.drain_events(timeout=0.2)
+                    except socket.timeout:
+                        if deliveries:
+                            break
+            assert len(deliveries) == 3, "the first delivery and two redeliveries, then the limit"
+            letter = None
+            for _ in range(50):
+                letter = channel.basic_get(f"{service}.dead-letter", no_ack=True)
+                if letter is not None:
+                    break
+                time.sleep(0.1)
+            assert letter is not None, "dead-lettered by the broker"
+            assert letter.delivery_info["routing_key"] == f"{service}.{DELIVERY_LIMIT_KEY}"
+        finally:
+            channel.queue_delete(f"{service}.events.p0")
+            channel.queue_delete(f"{service}.dead-letter")
+            channel.exchange_delete(f"crm.{service}.inbound")
