@@ -144,30 +144,32 @@ def test_one_address_trying_many_users_is_locked_out(base):
 
 
 def test_passwords_are_set_by_admins_or_changed_by_their_owner(base, embedded_system):
-    rep_token = login(base, "si-other", PASSWORD).json()["access_token"]
+    admin(base, "POST", "/v1/reps", {"id": "si-changer", "name": "Changing Rep", "team": TEAM})
+    admin(base, "PUT", "/v1/reps/si-changer/password", {"password": PASSWORD})
+    rep_token = login(base, "si-changer", PASSWORD).json()["access_token"]
     put = lambda rep_id, body, token: requests.put(base + f"/v1/reps/{rep_id}/password", json=body,  # noqa: E731
                                                    headers=bearer(token), timeout=30)
     assert put("si-rep", {"password": "someone else's"}, rep_token).status_code == 403
-    assert put("si-other", {"password": "a new password"}, rep_token).status_code == 403  # no current_password
-    assert put("si-other", {"password": "a new password", "current_password": "not it at all"},
+    assert put("si-changer", {"password": "a new password"}, rep_token).status_code == 403  # no current_password
+    assert put("si-changer", {"password": "a new password", "current_password": "not it at all"},
                rep_token).status_code == 403
-    for bad, message in (("short", "at least 10"), ("si-other", "at least 10"), ("aaaaaaaaaaaa", "fewer than 4"),
+    for bad, message in (("short", "at least 10"), ("si-changer", "not be the user id"), ("aaaaaaaaaaaa", "fewer than 4"),
                          ("x" * 257, "at most 256")):
-        answer = put("si-other", {"password": bad, "current_password": PASSWORD}, rep_token)
+        answer = put("si-changer", {"password": bad, "current_password": PASSWORD}, rep_token)
         assert answer.status_code == 400 and message in answer.json()["fields"]["password"][0], answer.text
     assert put("nobody-here", {"password": "a good password"},
                issue_token(DEV_SECRET, "admin", "admin")).status_code == 400
-    changed = put("si-other", {"password": "a brand new secret", "current_password": PASSWORD}, rep_token)
+    changed = put("si-changer", {"password": "a brand new secret", "current_password": PASSWORD}, rep_token)
     assert changed.status_code == 200 and changed.json()["signed_out_everywhere"] is True
     # the old token is revoked on every service; the old password is gone; the new one signs in
     within(10, lambda: statuses(base, rep_token) == [401] * 4, "the token from before the change refused")
     assert requests.get(base + "/v1/customers", headers=bearer(rep_token), timeout=10).json()["message"].startswith(
         "token revoked")
-    assert login(base, "si-other", PASSWORD).status_code == 401
-    fresh = login(base, "si-other", "a brand new secret")
+    assert login(base, "si-changer", PASSWORD).status_code == 401
+    fresh = login(base, "si-changer", "a brand new secret")
     assert fresh.status_code == 200 and statuses(base, fresh.json()["access_token"]) == [200] * 4
-    entries = [entry for entry in audit_actions(embedded_system) if entry[1] == "si-other"]
-    assert ("rep.password_set", "si-other") in [entry[:2] for entry in entries]
+    entries = [entry for entry in audit_actions(embedded_system) if entry[1] == "si-changer"]
+    assert ("rep.password_set", "si-changer") in [entry[:2] for entry in entries]
     assert all("a brand new secret" not in str(entry) for entry in audit_actions(embedded_system))
 
 
