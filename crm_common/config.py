@@ -30,6 +30,8 @@ def nameko_config(service: str, overrides: dict | None = None) -> dict:
     """The nameko config dict for one service; keys in CAPS are read by our extensions."""
     config = {
         "AMQP_URI": env("CRM_AMQP_URI", "amqp://guest:guest@localhost:5672/"),
+        # seconds; a process frozen twice as long loses its connection (the broker hands its messages back)
+        "HEARTBEAT": int(env("CRM_AMQP_HEARTBEAT", "60")),
         "WEB_SERVER_ADDRESS": env(f"{service.upper()}_HTTP_ADDRESS",
                                   env("CRM_HTTP_ADDRESS", f"0.0.0.0:{DEFAULT_PORTS[service]}")),
         "max_workers": int(env("CRM_MAX_WORKERS", "10")),

@@ -71,6 +71,9 @@ class Consumes:
     handlers: Mapping[str, Callable]
     flush: Callable | None = None
     prepare: Callable | None = None
+    # the read model takes a stream's events in any order (dated books): one older than what was applied is
+    # applied too, not skipped as stale (crm_common.db.claim_batch)
+    any_order: bool = False
     routing_keys: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):

@@ -11,6 +11,7 @@ Every service's database holds, beside its own tables:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
@@ -36,6 +37,8 @@ from crm_common.events import Event, make_event, to_envelope
 
 # BigInteger ids that stay plain INTEGER on SQLite so they autoincrement there too.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+log = logging.getLogger(__name__)
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -260,9 +263,13 @@ class UnitOfWork:
             event_id=evt.id, event_type=evt.name, processed_at=datetime.now(timezone.utc)))
         return True
 
-    def claim_batch(self, events: list[Event]) -> list[Event]:
+    def claim_batch(self, events: list[Event], any_order: bool = False) -> list[Event]:
         """The events of a batch still to apply, each stream (producer, subject) in sequence order;
-        records them as applied in this transaction. One query each for applied ids and positions."""
+        records them as applied in this transaction. One query each for applied ids and positions.
+
+        An event older than what its stream already applied (redelivered behind newer ones, as a broker may do
+        when faults overlap) is skipped where the newest state wins; a read model built to take events in any
+        order (``any_order``: dated books) applies it, since skipping a fact there would lose it."""
         processed, positions = self._tables["processed_events"], self._tables["stream_positions"]
         ids = {evt.id for evt in events}
         seen = set(self.session.execute(
@@ -277,8 +284,10 @@ class UnitOfWork:
                 continue
             seen.add(evt.id)
             if evt.sequence is not None:
-                if evt.sequence <= position.get(evt.stream, 0):
+                if evt.sequence <= position.get(evt.stream, 0) and not any_order:
                     if not evt.replayed:
+                        log.warning("%s skips %s %s #%s: its stream already applied #%s", self.source, evt.name,
+                                    evt.subject, evt.sequence, position.get(evt.stream, 0))
                         continue  # stale: this stream already went past it, so applying it would undo newer facts
                     # a rebuild's replay may trail live events that arrived after the wipe: apply it (once, by id)
                 position[evt.stream] = max(evt.sequence, position.get(evt.stream, 0))
@@ -389,7 +398,7 @@ class Transactions:
         (crm_common.consumer.Consumes); returns those that were new (the others were duplicates or stale). A handler failing raises
         ``EventFailed`` naming the event, so the consumer can split the batch around it."""
         with self() as uow:
-            fresh = uow.claim_batch(events)
+            fresh = uow.claim_batch(events, any_order=table.any_order)
             if fresh and table.prepare is not None:  # a failure here splits the batch, like one in flush
                 table.prepare(uow, fresh, context)
             for evt in fresh:
