@@ -29,6 +29,8 @@ COPY crm ./crm
 COPY crm_common ./crm_common
 COPY services ./services
 COPY docs/openapi ./docs/openapi
+# the web console's static files, served by crm_common/console.py (the Kubernetes Ingress sends page addresses here)
+COPY console ./console
 RUN pip install --no-deps -e . \
     && python -m compileall -q crm crm_common services
 

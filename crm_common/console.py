@@ -29,4 +29,8 @@ def console_response(request):
         response = send_from_directory(CONSOLE_DIR, "index.html", request.environ)
     # index.html always fresh (it names the versioned assets); the assets may be cached
     response.headers["Cache-Control"] = "no-cache" if response.mimetype == "text/html" else "public, max-age=3600"
+    # the console holds a token: no MIME sniffing, no framing by other sites, no address leaking to others
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
     return response

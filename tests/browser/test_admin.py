@@ -1,0 +1,74 @@
+"""An admin configures without code: rules and cadences in forms, a bad value refused with the field named."""
+
+
+async def test_an_admin_changes_a_churn_rule_and_a_bad_value_is_refused_at_its_field(open_console, crm):
+    field = "rules.silence.days_by_tier.A"
+    page = await open_console("admin")
+    try:
+        await page.get_by_role("link", name="Churn rules & health").click()
+        days = page.locator(f"input[name='{field}']")
+        await days.fill("-3")
+        await page.get_by_role("button", name="Save").click()
+        error = page.locator(f".field-error[data-field='{field}']")
+        await error.wait_for()
+        assert "positive whole number" in await error.inner_text()
+        assert await days.get_attribute("aria-invalid") == "true"
+        await page.shot("rules-refused")
+        assert (await crm.get("/v1/alert-rules"))["config"]["rules"]["silence"]["days_by_tier"]["A"] != -3
+
+        await days.fill("10")
+        await page.get_by_role("button", name="Save").click()
+        await page.get_by_role("status").filter(has_text="Rules saved").wait_for()
+        stored = await crm.get("/v1/alert-rules")
+        assert stored["config"]["rules"]["silence"]["days_by_tier"]["A"] == 10
+        assert stored["overrides"] == {"rules": {"silence": {"days_by_tier": {"A": 10}}}}
+        assert stored["updated_by"] == "admin"
+        await page.locator(f".field:has(input[name='{field}']) .overridden").wait_for()
+    finally:
+        await crm.call("PUT", "/v1/alert-rules", {})
+
+
+async def test_an_admin_edits_the_cadence_policy_and_a_zero_is_refused_at_its_key(open_console, crm):
+    before = await crm.get("/v1/cadence-policy")
+    page = await open_console("admin")
+    try:
+        await page.get_by_role("link", name="Cadence policy").click()
+        days = page.locator("input[name='days-A/active']")
+        await days.fill("0")
+        await page.get_by_role("button", name="Save").click()
+        error = page.locator(".field-error[data-field='A/active']")
+        await error.wait_for()
+        assert "positive whole number" in await error.inner_text()
+        await page.shot("cadence-refused")
+        assert (await crm.get("/v1/cadence-policy"))["intervals"] == before["intervals"]
+
+        await days.fill("10")
+        await page.get_by_role("button", name="Save").click()
+        await page.get_by_role("status").filter(has_text="Saved.").wait_for()
+        stored = await crm.get("/v1/cadence-policy")
+        assert stored["intervals"]["A/active"] == 10 and stored["updated_by"] == "admin"
+    finally:
+        await crm.call("PUT", "/v1/cadence-policy", {"intervals": before["intervals"]})
+
+
+async def test_an_admin_registers_and_deactivates_a_rep_with_field_errors_shown(open_console, crm):
+    page = await open_console("admin")
+    await page.wait_for_url("**/admin/reps")
+    form = page.get_by_role("form", name="Register")
+    await form.get_by_label("Id", exact=True).fill("bad id with spaces")
+    await form.get_by_label("Name", exact=True).fill("Someone")
+    await form.get_by_role("button", name="Register").click()
+    await form.locator(".field-error[data-field=id]").wait_for()
+    await page.shot("reps-refused")
+
+    await form.get_by_label("Id", exact=True).fill("rep-n9")
+    await form.get_by_label("Email").fill("rep-n9@example.com")
+    await form.get_by_label("Team").fill("north")
+    await form.get_by_role("button", name="Register").click()
+    row = page.locator("tr[data-rep='rep-n9']")
+    await row.wait_for()
+    assert {r["id"]: r for r in (await crm.get("/v1/reps"))["items"]}["rep-n9"]["active"] is True
+    await row.get_by_role("button", name="Deactivate").click()
+    await row.get_by_role("button", name="Reactivate").wait_for()
+    assert {r["id"]: r for r in (await crm.get("/v1/reps"))["items"]}["rep-n9"]["active"] is False
+    await page.shot("reps")
