@@ -351,6 +351,25 @@ def test_update_emits_changed_fields(service, store):
         service.update_customer(request(REP_N1, "PATCH", {}), customer["id"])
 
 
+def test_a_rep_update_with_nothing_to_change_is_refused(service, store):
+    """PATCH /v1/reps/{id} with {} was an UPDATE with no SET clause: a SQL error answered 503 (found by
+    tests/component/test_fuzz.py). Now a 400 naming the body, and nothing emitted."""
+    with pytest.raises(ValidationError) as err:
+        service.update_rep(request(ADMIN, "PATCH", {}), "rep-n2")
+    assert err.value.messages == {"body": ["nothing to update"]}
+    assert store.events("rep.updated") == []
+
+
+def test_a_signed_out_reps_cutoff_reads_back_as_utc(service, store):
+    """tokens_valid_after came back from SQLite without its offset ("2026-12-04T18:42:04"), not the date-time
+    the document promises, in GET /v1/reps and in rep.updated (found by tests/component/test_fuzz.py)."""
+    service.sign_out_everywhere(request(ADMIN, "POST"), "rep-n2")
+    [rep] = [r for r in service.list_reps(request(ADMIN))["items"] if r["id"] == "rep-n2"]
+    assert rep["tokens_valid_after"].utcoffset() == timedelta(0)
+    [event] = store.events("rep.updated")
+    assert datetime.fromisoformat(str(event.data["tokens_valid_after"])).utcoffset() == timedelta(0)
+
+
 def test_import_classifies_once(service, store):
     status, body = service.import_customer(request(ADMIN, "POST", {
         "customer": {"company": "Imported", "owner_id": "rep-n1", "created_at": "2025-01-01T00:00:00Z"},
