@@ -39,7 +39,8 @@ def bootstrap_admin(user_id: str, url: str | None = None, password: str | None =
     from sqlalchemy.orm import sessionmaker
 
     from crm_common.db import UnitOfWork, make_engine
-    from services.customers import commands, models, signin
+    from services.customers import commands, models
+    from services.customers.commands import signin
 
     engine = make_engine(url or database_url("customers"))
     try:

@@ -64,8 +64,7 @@ const STRINGS = {
     handover_title: "Hand over a departing rep", departing: "Departing rep", to_owner: "To one rep",
     to_team: "Round-robin over a team", target: "Target", deactivate: "Deactivate the departing rep",
     preview: "Preview", do_handover: "Hand over", handover_done: "{n} customers moved.",
-    preview_owns: "{rep} owns {n} customers:", preview_to_owner: "All go to {rep}.",
-    preview_rr: "Spread round-robin over the active reps of team {team}: {reps}.",
+    preview_owns: "{rep} owns {n} customers; they go to:",
     imports_title: "Import spreadsheets", file: "File (CSV or .xlsx)", dry_run: "Dry run (check only)",
     timezone: "Time zone of dates without one", detect: "tell from headers", start_import: "Upload and import",
     uploading: "Uploading {p}%", rows: "{done} of {total} rows", imported: "imported", unchanged: "unchanged",
@@ -84,7 +83,7 @@ const STRINGS = {
     fix_fields: "Please fix the fields marked below.", required: "required", back: "Back",
     page_missing: "No such page.", base_currency: "base currency", all_customers_of: "Customers of {rep}",
     figures_table: "The figures as a table", revenue: "Revenue", changes: "Changes (audit log of this customer)", changes_count: "{n} changes", actor: "By", action: "Action", changed: "What changed", headline_period: "Headline & funnel period", now_at_stage: "Customers now at stage {stage}", no_listing: "The API has no listing of the customers behind this figure.",
-    in_scope: "in your scope", breakdown_none: "none", each_gets: "each gets {a} or {b}", departing_none: "Pick the departing rep.",
+    in_scope: "in your scope", breakdown_none: "none", departing_none: "Pick the departing rep.",
   },
   "zh-CN": {
     app: "CRM 控制台", skip: "跳到正文", signin: "登录", signout: "退出", language: "语言",
@@ -150,8 +149,7 @@ const STRINGS = {
     handover_title: "离职交接", departing: "离职销售", to_owner: "交给一位销售",
     to_team: "在团队内轮流分配", target: "接收方", deactivate: "停用离职销售",
     preview: "预览", do_handover: "执行交接", handover_done: "已转移 {n} 个客户。",
-    preview_owns: "{rep} 名下有 {n} 个客户：", preview_to_owner: "全部交给 {rep}。",
-    preview_rr: "在团队 {team} 的在职销售中轮流分配：{reps}。",
+    preview_owns: "{rep} 名下有 {n} 个客户，将交给：",
     imports_title: "导入表格", file: "文件（CSV 或 .xlsx）", dry_run: "试运行（只检查）",
     timezone: "未带时区的日期所用时区", detect: "按表头识别", start_import: "上传并导入",
     uploading: "上传中 {p}%", rows: "已处理 {done} / {total} 行", imported: "已导入", unchanged: "未变化",
@@ -170,7 +168,7 @@ const STRINGS = {
     fix_fields: "请修正下面标出的字段。", required: "必填", back: "返回",
     page_missing: "页面不存在。", base_currency: "本位币", all_customers_of: "{rep} 的客户",
     figures_table: "数据表", revenue: "销售额", changes: "变更记录（此客户的审计日志）", changes_count: "共 {n} 条变更", actor: "操作人", action: "操作", changed: "变更内容", headline_period: "核心指标与漏斗期间", now_at_stage: "当前处于“{stage}”阶段的客户", no_listing: "API 未提供此指标背后客户的列表。",
-    in_scope: "您的权限范围内", breakdown_none: "不分组", each_gets: "每人 {a} 或 {b} 个", departing_none: "请选择离职销售。",
+    in_scope: "您的权限范围内", breakdown_none: "不分组", departing_none: "请选择离职销售。",
   },
 };
 

@@ -222,13 +222,12 @@ export function HandoverPage({ user }) {
   const reps = useLoad(() => get("/v1/reps", user.role === "manager" ? { team: user.team } : undefined), [user.id]);
   const all = reps.data?.items || [];
   const set = (name) => (event) => { setPreview(null); setResult(null); setForm({ ...form, [name]: event.target.type === "checkbox" ? event.target.checked : event.target.value }); };
+  const body = () => ({ [form.mode]: form.target, deactivate: form.deactivate, ...(form.reason ? { reason: form.reason } : {}) });
   const doPreview = async (event) => {
     event.preventDefault();
     setError(null);
-    try {
-      const owned = await allPages("/v1/customers", { owner_id: form.from, limit: 500 }, 5000);
-      const takers = form.mode === "to_team" ? all.filter((r) => r.team === form.target && r.active && r.role === "rep" && r.id !== form.from) : [];
-      setPreview({ owned, takers });
+    try {  // the API's dry run: the same plan the hand-over will follow, round-robin turn included
+      setPreview(await post(`/v1/reps/${encodeURIComponent(form.from)}/handover`, { ...body(), dry_run: true }));
     } catch (err) {
       setError(err);
     }
@@ -236,8 +235,7 @@ export function HandoverPage({ user }) {
   const run = async () => {
     setError(null);
     try {
-      const body = { [form.mode]: form.target, deactivate: form.deactivate, ...(form.reason ? { reason: form.reason } : {}) };
-      setResult(await post(`/v1/reps/${encodeURIComponent(form.from)}/handover`, body));
+      setResult(await post(`/v1/reps/${encodeURIComponent(form.from)}/handover`, body()));
       setPreview(null);
       reps.reload();
     } catch (err) {
@@ -245,8 +243,6 @@ export function HandoverPage({ user }) {
     }
   };
   const teams = teamsOf(all);
-  const n = preview?.owned.items.length || 0;
-  const k = preview?.takers.length || 0;
   return html`<h1>${t("handover_title")}</h1>
     <form onSubmit=${doPreview} class="card">
       <div class="row">
@@ -268,10 +264,9 @@ export function HandoverPage({ user }) {
     </form>
     ${preview && html`<section class="card" aria-labelledby="preview-h" data-testid="handover-preview">
       <h2 id="preview-h">${t("preview")}</h2>
-      <p>${t("preview_owns", { rep: form.from, n: fmtNumber(n) + (preview.owned.truncated ? "+" : "") })}</p>
-      <ul>${preview.owned.items.slice(0, 20).map((c) => html`<li>${c.company} (${c.tier}, ${tl("lifecycle", c.lifecycle)})</li>`)}${n > 20 && html`<li>…</li>`}</ul>
-      <p>${form.mode === "to_owner_id" ? t("preview_to_owner", { rep: form.target })
-        : html`${t("preview_rr", { team: form.target, reps: preview.takers.map((r) => r.id).join(", ") || "–" })} ${k > 0 && t("each_gets", { a: Math.floor(n / k), b: Math.ceil(n / k) })}`}</p>
+      <p>${t("preview_owns", { rep: form.from, n: fmtNumber(preview.moved) })}</p>
+      <${Table} head=${[t("owner"), t("customers")]} rows=${Object.entries(preview.by_new_owner || {}).map(([rep, count]) => html`<tr><td>${rep}</td><td>${fmtNumber(count)}</td></tr>`)} />
+      <ul>${preview.customers.slice(0, 20).map((c) => html`<li>${c.company} → ${c.to_owner_id}</li>`)}${preview.moved > 20 && html`<li>…</li>`}</ul>
       <button type="button" class="primary" onClick=${run} disabled=${!form.target}>${t("do_handover")}</button>
     </section>`}
     ${result && html`<section class="card" role="status" data-testid="handover-result"><p>${t("handover_done", { n: result.moved })}</p>

@@ -91,6 +91,7 @@ class HandoverSchema(Strict):
     to_team = fields.String(validate=validate.Length(min=1, max=64))
     reason = fields.String(load_default="", validate=validate.Length(max=1000))
     deactivate = fields.Boolean(load_default=True)
+    dry_run = fields.Boolean(load_default=False)  # the plan (who gets which customers), nothing moved
 
     @validates_schema
     def one_target(self, data, **kwargs):

@@ -11,7 +11,8 @@ from crm_common.dependencies import Clock, Settings, Store
 from crm_common.config import env
 from crm_common.http import api, client_address, json_body
 from crm_common.ops import Operations
-from services.customers import commands, imports, jobs, models, projections, queries, schemas, signin
+from services.customers import commands, imports, jobs, models, projections, queries, schemas
+from services.customers.commands import signin
 from services.customers.domain import ClassificationPolicy
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class CustomersService(Operations):
     @api("POST", "/v1/reps/<rep_id>/handover")
     def handover(self, request, rep_id):
         data = schemas.HandoverSchema().load(json_body(request))
+        if data["dry_run"]:
+            with self.store() as uow:  # never committed: a preview changes nothing
+                return commands.handover(uow, request.principal, rep_id, data, self.clock.now())
         return self.store.run(commands.handover, request.principal, rep_id, data, self.clock.now())
 
     # ------------------------------------------------------------ customers

@@ -195,6 +195,26 @@ def test_handover_spreads_round_robin_and_deactivates(service, store):
     assert set(more) <= {e.subject for e in store.events("customer.owner_changed")}
 
 
+def test_a_handover_dry_run_names_who_gets_what_and_changes_nothing(service, store):
+    ids = sorted(create(service)["id"] for _ in range(5))
+    service.handover(request(ADMIN, "POST", {"to_team": "north", "deactivate": False}),  # moves the cursor on
+                     "rep-n1")
+    service.handover(request(ADMIN, "POST", {"to_owner_id": "rep-n1", "deactivate": False}), "rep-n2")
+    service.handover(request(ADMIN, "POST", {"to_owner_id": "rep-n1", "deactivate": False}), "rep-n3")
+    events_before = len(store.events())
+    plan = service.handover(request(MANAGER_NORTH, "POST", {"to_team": "north", "dry_run": True}), "rep-n1")
+    assert (plan["dry_run"], plan["moved"], plan["deactivate"]) == (True, 5, True)
+    assert [(c["customer_id"], c["to_owner_id"]) for c in plan["customers"]] == list(zip(ids, [
+        "rep-n3", "rep-n2", "rep-n3", "rep-n2", "rep-n3"]))  # the rotation continues where the last one ended
+    assert plan["by_new_owner"] == {"rep-n3": 3, "rep-n2": 2}
+    assert len(store.events()) == events_before  # nothing published
+    assert {service.get_customer(request(ADMIN), cid)["owner_id"] for cid in ids} == {"rep-n1"}
+    done = service.handover(request(MANAGER_NORTH, "POST", {"to_team": "north"}), "rep-n1")
+    assert done["by_new_owner"] == plan["by_new_owner"]  # the preview did not move the rotation on
+    assert [service.get_customer(request(ADMIN), c["customer_id"])["owner_id"] for c in plan["customers"]] == \
+        [c["to_owner_id"] for c in plan["customers"]]
+
+
 def test_consecutive_handovers_continue_the_team_rotation(service):
     """Each hand-over into a team starts after the rep the last one ended on, not at the first rep again."""
     for rep in ("rep-s2", "rep-s3"):
