@@ -3,6 +3,7 @@ from datetime import datetime
 
 from nameko.timer import timer
 
+from crm_common.audit import audit_page
 from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.errors import CrmError
@@ -111,6 +112,12 @@ class AlertsService(Operations):
 
     def escalate(self, as_of: datetime) -> int:
         return jobs.run_escalation(self.store, self.settings, as_of)
+
+    # ------------------------------------------------------------ its audit log
+
+    @api("GET", "/v1/audit/alerts")
+    def audit_log(self, request):
+        return self.store.run(audit_page, request.principal, models.infrastructure["audit_log"], request.args.to_dict())
 
     # ------------------------------------------------------------ facts from other services
 

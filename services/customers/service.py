@@ -1,11 +1,11 @@
 """Customers service entrypoints: thin — parse, call a use case, answer."""
 import logging
 
-from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
+from crm_common.audit import audit_page
 from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.config import env
@@ -25,7 +25,6 @@ class CustomersService(Operations):
     store = Store(models.metadata, models.infrastructure, directory=(models.reps, "id"))
     clock = Clock()
     policy = Settings(ClassificationPolicy.from_settings)
-    config = Config()
     followups = RpcProxy("followups")  # imported interactions are followups' facts: it applies them
 
     # ------------------------------------------------------------ sign-in
@@ -187,6 +186,13 @@ class CustomersService(Operations):
         """Hourly tick; the first replica to claim today's run does it, the others skip."""
         now = self.clock.now()
         self.store.run_job(jobs.SWEEP_JOB, now.date().isoformat(), lambda: jobs.sweep(self.store, now, self.policy))
+
+    # ------------------------------------------------------------ its audit log
+
+    @api("GET", "/v1/audit/customers")
+    def audit_log(self, request):
+        return self.store.run(audit_page, request.principal, models.infrastructure["audit_log"],
+                              request.args.to_dict())
 
     # ------------------------------------------------------------ facts from other services
 

@@ -6,6 +6,7 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.timer import Timer
 
 from crm_common.auth import Principal
+from crm_common.audit import audit_page
 from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.errors import CrmError
@@ -186,6 +187,13 @@ class FollowupsService(Operations):
 
     def run_cadence(self, now):
         return jobs.run_cadence(self.store, now, self.settings)
+
+    # ------------------------------------------------------------ its audit log
+
+    @api("GET", "/v1/audit/followups")
+    def audit_log(self, request):
+        return self.store.run(audit_page, request.principal, models.infrastructure["audit_log"],
+                              request.args.to_dict())
 
     # ------------------------------------------------------------ facts from other services
 

@@ -8,6 +8,7 @@ import eventlet
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
+from crm_common.audit import audit_page
 from crm_common.consumer import consume
 from crm_common.dependencies import Clock, Settings, Store
 from crm_common.http import api
@@ -92,6 +93,12 @@ class ReportsService(Operations):
         pending = sorted(set(replies) - set(replayed) - set(errors))
         body = {"wiped": wiped, "replayed": replayed, "still_replaying": pending, "errors": errors}
         return (502 if errors else 202 if pending else 200), body
+
+    # ------------------------------------------------------------ its audit log
+
+    @api("GET", "/v1/audit/reports")
+    def audit_log(self, request):
+        return self.store.run(audit_page, request.principal, models.infrastructure["audit_log"], request.args.to_dict())
 
     # ------------------------------------------------------------ facts from other services
 

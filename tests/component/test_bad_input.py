@@ -234,6 +234,11 @@ def resolve(schema: dict) -> dict:
     return schema
 
 
+def parameter(spec: dict) -> dict:
+    """A parameter with its $ref (#/components/parameters/...) followed."""
+    return DOC["components"]["parameters"][spec["$ref"].rsplit("/", 1)[-1]] if "$ref" in spec else spec
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -260,7 +265,7 @@ def documented_routes() -> list[Route]:
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
             parameters = tuple((p["name"], p["in"], resolve(p.get("schema", {})), bool(p.get("required")))
-                               for p in shared + op.get("parameters", []))
+                               for p in map(parameter, shared + op.get("parameters", [])))
             content = (op.get("requestBody") or {}).get("content", {})
             body = resolve(content["application/json"]["schema"]) if "application/json" in content else None
             routes.append(Route(method.upper(), path, parameters, body))
