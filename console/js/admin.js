@@ -225,3 +225,35 @@ export function CadencePage() {
       <button type="submit">${t("save")}</button>
     </form>`}<//>`;
 }
+
+// each service keeps its own audit log (GET /v1/audit/<service>): the newest entries of the four, merged
+const SERVICES = ["customers", "followups", "alerts", "reports"];
+
+export function AuditPage() {
+  const [filters, setFilters] = useState({ service: "", action: "", actor_id: "", entity_id: "" });
+  const [applied, setApplied] = useState(filters);
+  const log = useLoad(async () => {
+    const params = Object.fromEntries(Object.entries({ action: applied.action, actor_id: applied.actor_id, entity_id: applied.entity_id, limit: 100 })
+      .filter(([, value]) => value !== "" && value !== undefined));
+    const services = applied.service ? [applied.service] : SERVICES;
+    const pages = await Promise.all(services.map((service) => get(`/v1/audit/${service}`, params)
+      .then((page) => page.items.map((entry) => ({ ...entry, service })))));
+    return pages.flat().sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, 200);
+  }, [JSON.stringify(applied)]);
+  const set = (name) => (event) => setFilters({ ...filters, [name]: event.target.value });
+  const submit = (event) => {
+    event.preventDefault();
+    setApplied(filters);
+  };
+  return html`<h1>${t("audit_title")}</h1>
+    <form class="card row" onSubmit=${submit} aria-label=${t("audit_title")}>
+      <${Field} label=${t("audit_service")} name="service">${(p) => html`<select ...${p} onChange=${set("service")}><option value="">${t("all")}</option>${options(SERVICES, (v) => v, filters.service)}</select>`}<//>
+      <${Field} label=${t("action")} name="action">${(p) => html`<input ...${p} value=${filters.action} onInput=${set("action")} placeholder="customer.updated" />`}<//>
+      <${Field} label=${t("actor")} name="actor_id">${(p) => html`<input ...${p} value=${filters.actor_id} onInput=${set("actor_id")} />`}<//>
+      <${Field} label=${t("audit_entity_id")} name="entity_id">${(p) => html`<input ...${p} value=${filters.entity_id} onInput=${set("entity_id")} />`}<//>
+      <button type="submit">${t("filter")}</button>
+    </form>
+    <${Loaded} state=${log}>${(entries) => html`<${Table} className="audit" head=${[t("occurred_at"), t("audit_service"), t("actor"), t("action"), t("audit_entity"), t("changed")]}
+      rows=${entries.map((e) => html`<tr data-audit=${`${e.service}-${e.id}`}><td>${fmtDateTime(e.at)}</td><td>${e.service}</td><td>${e.actor_id} (${tl("role", e.actor_role)})</td>
+        <td><code>${e.action}</code></td><td>${e.entity} ${e.entity_id}</td><td><code class="changes">${JSON.stringify(e.changes)}</code></td></tr>`)} />`}<//>`;
+}

@@ -72,3 +72,26 @@ async def test_an_admin_registers_and_deactivates_a_rep_with_field_errors_shown(
     await row.get_by_role("button", name="Reactivate").wait_for()
     assert {r["id"]: r for r in (await crm.get("/v1/reps"))["items"]}["rep-n9"]["active"] is False
     await page.shot("reps")
+
+
+async def test_an_admin_reads_the_audit_log_of_every_service_merged(open_console, crm):
+    await crm.call("PUT", "/v1/alert-rules", {"rules": {"silence": {"days_by_tier": {"B": 45}}}})
+    await crm.call("PUT", "/v1/alert-rules", {})
+    newest = {service: (await crm.get(f"/v1/audit/{service}", limit=1))["items"]
+              for service in ("customers", "followups", "alerts", "reports")}
+    page = await open_console("admin")
+    await page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("tr[data-audit]")
+    await rows.first.wait_for()
+    shown = [await row.get_attribute("data-audit") for row in await rows.all()]
+    for service, items in newest.items():  # each service's newest entry is among the merged ones
+        if items:
+            assert f"{service}-{items[0]['id']}" in shown, service
+    form = page.get_by_role("form", name="Audit log")
+    await form.get_by_label("Service").select_option("alerts")
+    await form.get_by_label("Action").fill(newest["alerts"][0]["action"])
+    await form.get_by_role("button", name="Filter").click()
+    await page.locator("tr[data-audit^='customers-']").first.wait_for(state="detached")
+    only = [await row.get_attribute("data-audit") for row in await page.locator("tr[data-audit]").all()]
+    assert only and all(name.startswith("alerts-") for name in only)
+    await page.shot("audit-log")
