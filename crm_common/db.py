@@ -348,12 +348,20 @@ def lost_a_race(error: BaseException) -> bool:
     return isinstance(error, sa_exc.DBAPIError) and getattr(error.orig, "pgcode", None) in RACE_CODES
 
 
+# SQLite reports a syntax error or a missing table as OperationalError too: only these mean "busy, try again"
+SQLITE_TRANSIENT = ("database is locked", "database table is locked", "database is busy", "disk i/o error",
+                    "unable to open database")
+
+
 def is_transient(error: BaseException) -> bool:
-    """The database (or its pool) is away or busy: wait and try again, whatever the work."""
+    """The database (or its pool) is away or busy: wait and try again, whatever the work. A mistake in the
+    statement is not: retried, it would fail forever (and answer 503 instead of the 500 it is)."""
     if isinstance(error, EventFailed):
         error = error.error
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
+    if isinstance(error, sa_exc.OperationalError) and type(error.orig).__module__.startswith("sqlite3"):
+        return any(sign in str(error.orig).lower() for sign in SQLITE_TRANSIENT)
     return isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
