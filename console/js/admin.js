@@ -257,3 +257,59 @@ export function AuditPage() {
       rows=${entries.map((e) => html`<tr data-audit=${`${e.service}-${e.id}`}><td>${fmtDateTime(e.at)}</td><td>${e.service}</td><td>${e.actor_id} (${tl("role", e.actor_role)})</td>
         <td><code>${e.action}</code></td><td>${e.entity} ${e.entity_id}</td><td><code class="changes">${JSON.stringify(e.changes)}</code></td></tr>`)} />`}<//>`;
 }
+
+// tier minimums and lifecycle day counts stored over the environment's (GET/PUT /v1/classification/settings)
+const DAY_SETTINGS = ["new_days", "active_days", "at_risk_days", "churned_days", "churn_contact_days"];
+
+export function ClassificationPage() {
+  const [values, setValues] = useState(null);
+  const [error, setError] = useState(null);
+  const [notice, setNotice] = useState("");
+  const settings = useLoad(async () => {
+    const data = await get("/v1/classification/settings");
+    setValues({ A: data.policy.tier_minimums.A, B: data.policy.tier_minimums.B,
+      ...Object.fromEntries(DAY_SETTINGS.map((name) => [name, String(data.policy[name])])) });
+    return data;
+  }, []);
+  const set = (name) => (event) => setValues({ ...values, [name]: event.target.value });
+  const save = async (event) => {
+    event.preventDefault();
+    setError(null);
+    setNotice("");
+    // only what differs from the environment is stored over it
+    const env = settings.data.environment;
+    const body = {};
+    const minimums = Object.fromEntries(["A", "B"].filter((tier) => Number(values[tier]) !== Number(env.tier_minimums[tier]))
+      .map((tier) => [tier, values[tier].trim() === "" || Number.isNaN(Number(values[tier])) ? values[tier] : Number(values[tier])]));
+    if (Object.keys(minimums).length) body.tier_minimums = minimums;
+    for (const name of DAY_SETTINGS) {
+      const text = values[name].trim();
+      if (Number(text) !== env[name]) body[name] = /^\d+$/.test(text) ? Number(text) : text;
+    }
+    try {
+      await put("/v1/classification/settings", body);
+      setNotice(t("saved"));
+      settings.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  // a rule across fields names one (tier_minimums.B, at_risk_days); a bad value its own field
+  const errors = error?.fields && Object.fromEntries(Object.entries(error.fields).flatMap(([key, value]) =>
+    key === "tier_minimums" && value && !Array.isArray(value)
+      ? Object.entries(value).map(([tier, inner]) => [`tier_minimums.${tier}`, JSON.stringify(inner)]) : [[key, value]]));
+  return html`<h1>${t("classification_title")}</h1>
+    <${Notice} text=${notice} />
+    <${Loaded} state=${settings}>${(data) => values && html`<form onSubmit=${save} class="card settings" aria-label=${t("classification_title")}>
+      <p class="hint">${t("classification_help")}${data.updated_at ? ` · ${fmtDateTime(data.updated_at)} · ${data.updated_by}` : ""}</p>
+      <${ErrorBox} error=${error} />
+      <fieldset><legend>${t("tier_minimums")} (${data.policy.base_currency})</legend>
+        ${["A", "B"].map((tier) => html`<${Field} label=${`${t("tier")} ${tier}`} name=${`tier_minimums.${tier}`} errors=${errors}>${(p) => html`<input ...${p} inputmode="decimal" value=${values[tier]} onInput=${set(tier)} />`}<//>`)}
+        <p class="hint">${t("tier")} C: 0</p>
+      </fieldset>
+      <fieldset><legend>${t("lifecycle_days")}</legend>
+        ${DAY_SETTINGS.map((name) => html`<${Field} label=${t(name)} name=${name} errors=${errors}>${(p) => html`<input ...${p} inputmode="numeric" value=${values[name]} onInput=${set(name)} />`}<//>`)}
+      </fieldset>
+      <button type="submit">${t("save")}</button> <button type="button" onClick=${async () => { await put("/v1/classification/settings", {}); setNotice(t("saved")); settings.reload(); }}>${t("reset_overrides")}</button>
+    </form>`}<//>`;
+}

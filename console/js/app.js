@@ -6,7 +6,7 @@ import { LANGS, lang, setLang, t, tl } from "./i18n.js";
 import { ErrorBox, Field, Link, html, navigate, useLocation } from "./ui.js";
 import { CustomerPage, CustomersPage, TodayPage } from "./rep.js";
 import { AlertQueuePage, DashboardPage, HandoverPage, ImportsPage } from "./manager.js";
-import { AuditPage, CadencePage, RepsPage, RulesPage } from "./admin.js";
+import { AuditPage, CadencePage, ClassificationPage, RepsPage, RulesPage } from "./admin.js";
 
 const HOME = { rep: "/today", manager: "/dashboard", admin: "/admin/reps" };
 
@@ -22,12 +22,13 @@ const ROUTES = [
   [/^\/admin\/reps$/, RepsPage, ["admin"], "nav_reps"],
   [/^\/admin\/rules$/, RulesPage, ["admin"], "nav_rules"],
   [/^\/admin\/cadence$/, CadencePage, ["admin"], "nav_cadence"],
+  [/^\/admin\/classification$/, ClassificationPage, ["admin"], "nav_classification"],
   [/^\/admin\/audit$/, AuditPage, ["admin"], "nav_audit"],
 ];
 const NAV_PATHS = {
   nav_today: "/today", nav_customers: "/customers", nav_dashboard: "/dashboard", nav_alerts: "/alerts",
   nav_handover: "/handover", nav_imports: "/imports", nav_reps: "/admin/reps", nav_rules: "/admin/rules",
-  nav_cadence: "/admin/cadence", nav_audit: "/admin/audit",
+  nav_cadence: "/admin/cadence", nav_classification: "/admin/classification", nav_audit: "/admin/audit",
 };
 
 function signInPath() {

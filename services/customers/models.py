@@ -43,6 +43,15 @@ login_attempts = Table(
     Column("locked_until", Timestamp, nullable=True),
 )
 
+# what an admin stored over the environment's classification policy (one row; PUT /v1/classification/settings)
+classification_settings = Table(
+    "classification_settings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("overrides", JSON, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
 # where each team's round-robin stopped, so hand-overs keep spreading evenly
 team_cursors = Table(
     "team_cursors", metadata,

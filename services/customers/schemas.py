@@ -151,6 +151,17 @@ class ListQuerySchema(Schema):
     cursor = fields.String()
 
 
+class ClassificationSettingsSchema(Strict):
+    """PUT /v1/classification/settings: what to store over the environment's policy (absent: the environment's)."""
+    tier_minimums = fields.Dict(keys=fields.String(validate=validate.OneOf(TIERS)),
+                                values=fields.Decimal(validate=validate.Range(min=0, max=10 ** 12)))
+    new_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    active_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    at_risk_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    churned_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    churn_contact_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+
+
 class SweepSchema(Strict):
     as_of = Timestamp()
 

@@ -7,13 +7,14 @@ from werkzeug.wrappers import Response
 
 from crm_common.audit import audit_page
 from crm_common.consumer import consume
-from crm_common.dependencies import Clock, Settings, Store
+from crm_common.dependencies import Clock, Store
 from crm_common.config import env
 from crm_common.http import api, client_address, json_body
 from crm_common.ops import Operations
-from services.customers import commands, imports, jobs, models, projections, queries, schemas
+from services.customers import commands, imports, jobs, models, policy_store, projections, queries, schemas
 from services.customers.commands import signin
 from services.customers.domain import ClassificationPolicy
+from services.customers.policy_store import EffectivePolicy
 
 log = logging.getLogger(__name__)
 IMPORT_MAX_BYTES = int(env("CRM_IMPORT_MAX_BYTES", str(1024 ** 3)))  # the upload's own limit (1 GiB)
@@ -24,7 +25,7 @@ class CustomersService(Operations):
 
     store = Store(models.metadata, models.infrastructure, directory=(models.reps, "id"))
     clock = Clock()
-    policy = Settings(ClassificationPolicy.from_settings)
+    policy = EffectivePolicy()  # the environment's classification policy with what an admin stored over it
     followups = RpcProxy("followups")  # imported interactions are followups' facts: it applies them
 
     # ------------------------------------------------------------ sign-in
@@ -173,6 +174,19 @@ class CustomersService(Operations):
                 log.exception("import %s stopped; it resumes when its lease runs out", job.id)
 
     # ------------------------------------------------------------ classification sweep
+
+    @api("GET", "/v1/classification/settings")
+    def classification_settings(self, request):
+        return self.store.run(policy_store.settings_view, request.principal, self._environment_policy())
+
+    @api("PUT", "/v1/classification/settings")
+    def put_classification_settings(self, request):
+        data = schemas.ClassificationSettingsSchema().load(json_body(request))
+        return self.store.run(policy_store.put_settings, request.principal, data, self._environment_policy(),
+                              self.clock.now())
+
+    def _environment_policy(self):
+        return ClassificationPolicy.from_settings(self.config.get("SERVICE_SETTINGS", {}))
 
     @api("POST", "/v1/classification/sweep")
     def sweep_now(self, request):

@@ -95,3 +95,27 @@ async def test_an_admin_reads_the_audit_log_of_every_service_merged(open_console
     only = [await row.get_attribute("data-audit") for row in await page.locator("tr[data-audit]").all()]
     assert only and all(name.startswith("alerts-") for name in only)
     await page.shot("audit-log")
+
+
+async def test_an_admin_moves_a_tier_minimum_and_a_minimum_above_the_tier_above_is_refused(open_console, crm):
+    page = await open_console("admin")
+    try:
+        await page.get_by_role("link", name="Classification").click()
+        form = page.get_by_role("form", name="Classification thresholds")
+        minimum_b = form.get_by_label("Tier B")
+        await minimum_b.fill("250000")  # above tier A's 100,000
+        await form.get_by_role("button", name="Save").click()
+        error = page.locator(".field-error[data-field='tier_minimums.B']")
+        await error.wait_for()
+        assert "below tier A" in await error.inner_text()
+        assert (await crm.get("/v1/classification/settings"))["overrides"] == {}
+        await minimum_b.fill("50000")
+        await form.get_by_label("Active within").fill("150")
+        await form.get_by_role("button", name="Save").click()
+        await page.get_by_role("status").filter(has_text="Saved.").wait_for()
+        stored = await crm.get("/v1/classification/settings")
+        assert stored["overrides"] == {"tier_minimums": {"B": "50000"}, "active_days": 150}
+        assert stored["policy"]["tier_minimums"]["B"] == "50000" and stored["updated_by"] == "admin"
+        await page.shot("classification")
+    finally:
+        await crm.call("PUT", "/v1/classification/settings", {})

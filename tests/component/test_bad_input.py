@@ -488,6 +488,7 @@ def valid_bodies(world: World) -> dict:
         "POST /v1/tasks/{task_id}/reassign": {"assignee_id": "rep-n3", "reason": "cover"},
         "POST /v1/sweeps/{job}": {"as_of": iso(NOW - DAY)},
         "PUT /v1/cadence-policy": {"intervals": {"active": 30}, "keep_defaults": True},
+        "PUT /v1/classification/settings": {},  # the environment's policy: a valid body that changes nothing
         "POST /v1/imports": {"kind": "customers", "filename": "客户.csv", "dry_run": True,
                              "mapping": {"Company Name": "company", "Fax": "-"}, "timezone": "Asia/Shanghai",
                              "sha256": "0" * 64},
@@ -495,7 +496,7 @@ def valid_bodies(world: World) -> dict:
 
 
 # opaque settings bodies (additionalProperties): junk for them is written by hand below, with a reset after
-SETTINGS_ROUTES = {"PUT /v1/alert-rules", "PUT /v1/cadence-policy"}
+SETTINGS_ROUTES = {"PUT /v1/alert-rules", "PUT /v1/cadence-policy", "PUT /v1/classification/settings"}
 
 
 # ================================================================ judging one answer

@@ -18,7 +18,7 @@ customer stays dormant, and a flagged customer still goes dormant on the day its
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -28,6 +28,7 @@ from crm_common.errors import DomainError
 TIERS = ("A", "B", "C")
 LIFECYCLES = ("potential", "new", "active", "dormant", "at_risk", "churned")
 FIRST_LIFECYCLE = "potential"
+DAY_SETTINGS = ("new_days", "active_days", "at_risk_days", "churned_days", "churn_contact_days")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,24 @@ class ClassificationPolicy:
     fx_rates: dict = field(default_factory=lambda: {"USD": Decimal(1), "EUR": Decimal("1.08"),
                                                     "GBP": Decimal("1.27"), "CNY": Decimal("0.14"),
                                                     "JPY": Decimal("0.0067")})
+
+    def with_overrides(self, overrides: dict) -> "ClassificationPolicy":
+        """This policy with what an admin stored (PUT /v1/classification/settings): tier minimums by tier and
+        day counts; each relation that must hold is checked, naming the field that breaks it."""
+        minimums = {**dict(self.tier_thresholds), **{tier: Decimal(str(v))
+                                                      for tier, v in overrides.get("tier_minimums", {}).items()}}
+        days = {name: overrides.get(name, getattr(self, name)) for name in DAY_SETTINGS}
+        ordered = [tier for tier, _ in self.tier_thresholds]
+        for higher, lower in zip(ordered, ordered[1:]):
+            if minimums[lower] >= minimums[higher]:
+                raise DomainError(f"must be below tier {higher}'s minimum ({minimums[higher]})",
+                                  field=f"tier_minimums.{lower}")
+        if minimums[ordered[-1]] != 0:
+            raise DomainError("the lowest tier starts at 0", field=f"tier_minimums.{ordered[-1]}")
+        for shorter, longer in (("active_days", "at_risk_days"), ("at_risk_days", "churned_days")):
+            if not days[shorter] < days[longer]:
+                raise DomainError(f"must be more than {shorter} ({days[shorter]})", field=longer)
+        return replace(self, tier_thresholds=tuple((tier, minimums[tier]) for tier in ordered), **days)
 
     def __post_init__(self):
         minimums = [m for _, m in self.tier_thresholds]

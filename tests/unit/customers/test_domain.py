@@ -186,3 +186,21 @@ def test_who_shares_a_team_handover():
 
 def test_tags_are_case_insensitive_and_unique():
     assert normalized_tags(["VIP", " vip ", "Export", "  "]) == ["export", "vip"]
+
+
+def test_stored_overrides_replace_what_they_name_and_keep_the_order_of_things():
+    from decimal import Decimal
+
+    from crm_common.errors import DomainError
+    base = ClassificationPolicy()
+    policy = base.with_overrides({"tier_minimums": {"B": "50000"}, "active_days": 120})
+    assert policy.tier_thresholds == (("A", Decimal(100000)), ("B", Decimal(50000)), ("C", Decimal(0)))
+    assert (policy.active_days, policy.at_risk_days, policy.new_days) == (120, 270, 90)
+    assert base.with_overrides({}) == base
+    for overrides, field in (({"tier_minimums": {"B": "100000"}}, "tier_minimums.B"),
+                             ({"tier_minimums": {"A": "10000"}}, "tier_minimums.B"),
+                             ({"tier_minimums": {"C": "1"}}, "tier_minimums.C"),
+                             ({"active_days": 270}, "at_risk_days"), ({"at_risk_days": 600}, "churned_days")):
+        with pytest.raises(DomainError) as refused:
+            base.with_overrides(overrides)
+        assert refused.value.field == field, overrides
