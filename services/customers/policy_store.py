@@ -8,6 +8,7 @@ and each purchase or fact from then on to its customer.
 """
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from services.customers.domain import ClassificationPolicy
 from services.customers.domain.classification import DAY_SETTINGS
 from services.customers.models import classification_settings
 
+log = logging.getLogger(__name__)
 CACHE_SECONDS = 1.0
 
 
@@ -76,8 +78,12 @@ class EffectivePolicy(DependencyProvider):
         now = time.monotonic()
         if self._cached is not None and now - self._cached[0] < CACHE_SECONDS:
             return self._cached[2]
-        with self._store().unit_of_work() as uow:
-            row = stored_overrides(uow)
+        try:
+            with self._store().unit_of_work() as uow:
+                row = stored_overrides(uow)
+        except Exception as exc:  # never fail here: nameko stops the whole container when a dependency raises
+            log.warning("classification settings unreadable (%s); using the last known ones", exc)
+            return self._cached[2] if self._cached is not None else self.base
         overrides = row.overrides if row is not None else None
         if self._cached is not None and self._cached[1] == overrides:
             policy = self._cached[2]

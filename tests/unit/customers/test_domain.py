@@ -204,3 +204,21 @@ def test_stored_overrides_replace_what_they_name_and_keep_the_order_of_things():
         with pytest.raises(DomainError) as refused:
             base.with_overrides(overrides)
         assert refused.value.field == field, overrides
+
+
+def test_the_policy_dependency_never_fails_a_worker_when_the_database_is_away():
+    """nameko stops the whole container when a dependency raises (the fault test saw customers die with a
+    PostgreSQL restart): the stored settings unreadable, the last known policy (or the environment's) serves."""
+    from services.customers.policy_store import EffectivePolicy
+
+    class Away:
+        def unit_of_work(self):
+            raise ConnectionRefusedError("the database is away")
+
+    provider = EffectivePolicy()
+    provider.base, provider._cached = ClassificationPolicy(), None
+    provider._store = Away
+    assert provider.current() is provider.base
+    known = ClassificationPolicy().with_overrides({"active_days": 120})
+    provider._cached = (-10.0, {"active_days": 120}, known)  # stale: it tries to read, fails, keeps what it had
+    assert provider.current() is known
