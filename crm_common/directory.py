@@ -20,6 +20,7 @@ import eventlet
 from sqlalchemy import Table, insert, select
 
 from crm_common.auth import Principal
+from crm_common.db import utc
 from crm_common.errors import Unauthorized
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class Directory:
         role, team, active, valid_after = entry
         if not active:
             raise Unauthorized(f"{principal.user_id} is deactivated", reason="deactivated", subject=principal.user_id)
-        if valid_after is not None and principal.issued_at is not None and principal.issued_at < _epoch(valid_after):
+        if valid_after is not None and principal.issued_at is not None and principal.issued_at < utc(valid_after).timestamp():
             raise Unauthorized("token revoked (signed out everywhere or password changed); sign in again",
                                reason="revoked", subject=principal.user_id)
         return Principal(user_id=principal.user_id, role=role or principal.role, team=team,
@@ -96,7 +97,3 @@ class Directory:
                 session.commit()
         except Exception:  # the database being away must not turn a 401 into a 500
             log.warning("could not audit a refused token", exc_info=True)
-
-
-def _epoch(moment: datetime) -> float:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from crm_common import metrics
 from crm_common.auth import SYSTEM, Principal, issue_token
+from crm_common.db import utc
 from crm_common.errors import Forbidden, InvalidCredentials, NotFound, TooManyRequests, Unauthorized
 from services.customers.domain.signin import Attempts, after_failure, check_new_password, seconds_locked
 from services.customers.models import credentials, login_attempts, reps
@@ -77,11 +78,7 @@ def _attempts(uow, key: str, lock: bool = False) -> Attempts | None:
     row = uow.session.execute(query.with_for_update() if lock else query).first()
     if row is None:
         return None
-    return Attempts(row.failures, _aware(row.window_started_at), _aware(row.locked_until))
-
-
-def _aware(moment):
-    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+    return Attempts(row.failures, utc(row.window_started_at), utc(row.locked_until))
 
 
 def _find_login(uow, user: str, remote: str | None, now: datetime) -> dict:
