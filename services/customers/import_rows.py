@@ -64,7 +64,7 @@ def prepare(store, context: Context, batch, now: datetime):
 def apply(uow, context: Context, batch, prepared, now: datetime) -> dict:
     """The batch's rows applied (or, interactions, their answers recorded) in this transaction; counts."""
     counts = {"imported": 0, "unchanged": 0, "rejected": 0}
-    touched = set()
+    touched: dict[str, datetime] = {}  # customer id -> its earliest purchase imported in this batch
     for index, (number, cells) in enumerate(batch):
         row = rules.RowReader(cells)
         try:
@@ -77,9 +77,10 @@ def apply(uow, context: Context, batch, prepared, now: datetime) -> dict:
             _reject(uow, context, number, exc.problems)
             outcome = "rejected"
         counts[outcome] += 1
-    if not context.dry_run:
-        for customer_id in sorted(touched):
-            classifier.reclassify(uow, customer_id, now, context.policy, reason="imported")
+    if touched and not context.dry_run:
+        rows = uow.session.execute(select(customers).where(customers.c.id.in_(list(touched)))
+                                   .order_by(customers.c.id)).all()
+        classifier.reclassify_rows(uow, rows, now, context.policy, "imported", touched)
     return counts
 
 
@@ -198,9 +199,9 @@ def _purchase_row(uow, context: Context, number: int, row: rules.RowReader, now:
     if uow.session.execute(select(purchases.c.id).where(
             purchases.c.customer_id == customer.id, purchases.c.external_ref == body["external_ref"])).first():
         return "unchanged"
-    _use_case(uow, context, row, schemas.PurchaseSchema, body, lambda data: commands.record_purchase(
+    purchase = _use_case(uow, context, row, schemas.PurchaseSchema, body, lambda data: commands.record_purchase(
         uow, context.actor, customer.id, data, now, context.policy, reclassify_after=False))
-    touched.add(customer.id)
+    touched[customer.id] = min(touched.get(customer.id, purchase["purchased_at"]), purchase["purchased_at"])
     return "imported"
 
 

@@ -83,6 +83,10 @@ customers = Table(
     Column("updated_at", Timestamp, nullable=False),
     Column("archived_at", Timestamp, nullable=True),
     Column("external_id", String(100), nullable=True),  # the id in the system it came from (imports)
+    # the class history is exact up to here; the sweep revisits the customer at its next change point
+    # (NULL: time alone changes nothing any more, e.g. churned with no fact left to age)
+    Column("classified_until", Timestamp, nullable=True),
+    Column("next_review_at", Timestamp, nullable=True),
 )
 Index("ux_customers_external_id", customers.c.external_id, unique=True)
 # keyset pagination: every filter column is indexed together with the id tiebreaker
@@ -92,6 +96,7 @@ Index("ix_customers_company_key_id", customers.c.company_key, customers.c.id)
 Index("ix_customers_created_at_id", customers.c.created_at, customers.c.id)
 Index("ix_customers_total_id", customers.c.rolling_12m_total, customers.c.id)
 Index("ix_customers_last_purchase_id", customers.c.last_purchase_at, customers.c.id)
+Index("ix_customers_next_review_at", customers.c.next_review_at)
 
 customer_tags = Table(
     "customer_tags", metadata,
@@ -161,6 +166,22 @@ classification_history = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("as_of", Timestamp, nullable=False),
     Column("recorded_at", Timestamp, nullable=False, server_default=func.now()),
+)
+
+# the dated facts from other services that classification reads (domain/history.py)
+interaction_times = Table(
+    "interaction_times", metadata,
+    Column("customer_id", String(64), ForeignKey("customers.id"), primary_key=True),
+    Column("interaction_id", String(64), primary_key=True),
+    Column("occurred_at", Timestamp, nullable=False),
+)
+
+risk_flags = Table(  # an open churn alert that flags the customer at risk, while it is open
+    "risk_flags", metadata,
+    Column("customer_id", String(64), ForeignKey("customers.id"), primary_key=True),
+    Column("alert_id", String(64), primary_key=True),
+    Column("raised_at", Timestamp, nullable=False),
+    Column("resolved_at", Timestamp, nullable=True),
 )
 
 

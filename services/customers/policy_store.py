@@ -3,8 +3,9 @@ with what an admin stored over it (PUT /v1/classification/settings), read by eve
 
 ``EffectivePolicy`` is the service's ``policy`` dependency: each worker gets the policy in force, read from the
 one settings row at most once a second per process, so a change reaches every replica within a second or two.
-A change classifies nobody by itself: the daily sweep (or POST /v1/classification/sweep) applies it to everyone,
-and each purchase or fact from then on to its customer.
+A change rewrites no history: it marks every customer due for review, so the next sweep (daily, or POST
+/v1/classification/sweep) classifies everyone under it from where their history was exact, and each purchase or
+fact from then on its customer.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from crm_common.db import utc
 from crm_common.dependencies import Store
 from services.customers.domain import ClassificationPolicy
 from services.customers.domain.classification import DAY_SETTINGS
-from services.customers.models import classification_settings
+from services.customers.models import classification_settings, customers
 
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 1.0
@@ -54,6 +55,8 @@ def put_settings(uow, actor: Principal, data: dict, base: ClassificationPolicy, 
         uow.session.execute(insert(classification_settings).values(id=1, **values))
     else:
         uow.session.execute(update(classification_settings).where(classification_settings.c.id == 1).values(**values))
+    # the change points of every customer move with the day counts: all are due for review under the new policy
+    uow.session.execute(update(customers).where(customers.c.archived_at.is_(None)).values(next_review_at=now))
     uow.audit(actor, "classification_settings.updated", "classification_settings", 1,
               {"before": row.overrides if row else {}, "after": overrides})
     return settings_view(uow, actor, base)

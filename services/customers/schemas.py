@@ -72,8 +72,6 @@ class ImportSchema(Strict):
     customer = fields.Nested(CustomerCreateSchema, required=True)
     purchases = fields.List(fields.Nested(PurchaseSchema), load_default=list, validate=validate.Length(max=5000))
     stages = fields.List(fields.Nested(lambda: StageMoveSchema()), load_default=list)
-    # false: leave classification to sweeps as of past dates, replaying the history month by month
-    classify = fields.Boolean(load_default=True)
 
 
 class StageMoveSchema(Strict):
@@ -164,6 +162,8 @@ class ClassificationSettingsSchema(Strict):
 
 class SweepSchema(Strict):
     as_of = Timestamp()
+    # every live customer, not only those due: after the environment's policy (CUSTOMERS_*_DAYS, ...) changed
+    review_all = fields.Boolean(load_default=False)
 
 
 class ImportJobSchema(Strict):

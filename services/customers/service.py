@@ -192,8 +192,8 @@ class CustomersService(Operations):
     def sweep_now(self, request):
         request.principal.require("admin")
         raw = request.get_data(as_text=True).strip()
-        data = schemas.SweepSchema().load(json_body(request)) if raw else {}
-        return jobs.sweep(self.store, data.get("as_of") or self.clock.now(), self.policy)
+        data = schemas.SweepSchema().load(json_body(request) if raw else {})
+        return jobs.sweep(self.store, data.get("as_of") or self.clock.now(), self.policy, data["review_all"])
 
     @timer(interval=3600)
     def daily_sweep(self):

@@ -67,7 +67,7 @@ def create_customer(uow, actor: Principal, data: dict, now: datetime, policy: do
         notes=data.get("notes", ""), important_dates=_jsonable_dates(data.get("important_dates", [])),
         tier=domain.tier_for(Decimal(0), policy), lifecycle=domain.FIRST_LIFECYCLE, pipeline_stage=stage,
         flagged_at_risk=False, rolling_12m_total=Decimal(0), purchase_count=0,
-        created_at=created_at, updated_at=now, external_id=external_id,
+        created_at=created_at, updated_at=now, external_id=external_id, next_review_at=created_at,
     ))
     _write_children(uow, customer_id, {"tags": data.get("tags", []), "contacts": data.get("contacts", [])})
     uow.session.execute(insert(stage_history).values(
@@ -79,14 +79,13 @@ def create_customer(uow, actor: Principal, data: dict, now: datetime, policy: do
 
 
 def import_customer(uow, actor: Principal, data: dict, now: datetime, policy: domain.ClassificationPolicy) -> dict:
-    """A customer with its stage moves and purchase history, classified once at the end."""
+    """A customer with its stage moves and purchase history; its class history follows from them once, at the end."""
     view = create_customer(uow, actor, data["customer"], now, policy)
     for move in sorted(data.get("stages", []), key=lambda m: m.get("changed_at") or now):
         move_stage(uow, actor, view["id"], move["stage"], move.get("changed_at"), now)
     for purchase in sorted(data.get("purchases", []), key=lambda p: p["purchased_at"]):
         record_purchase(uow, actor, view["id"], purchase, now, policy, reclassify_after=False)
-    if data.get("classify", True):
-        classifier.reclassify(uow, view["id"], now, policy, reason="imported")
+    classifier.reclassify(uow, view["id"], now, policy, reason="imported")
     return queries.get_customer(uow, actor, view["id"])
 
 
@@ -153,7 +152,7 @@ def record_purchase(uow, actor: Principal, customer_id: str, data: dict, now: da
     }, time=data["purchased_at"])
     uow.audit(actor, "purchase.recorded", "customer", customer_id, purchase)
     if reclassify_after:
-        classifier.reclassify(uow, customer_id, now, policy, reason="purchase recorded")
+        classifier.reclassify(uow, customer_id, now, policy, reason="purchase recorded", since=data["purchased_at"])
     return purchase
 
 

@@ -1,4 +1,9 @@
-"""Facts from other services applied in batches: one batch gives what one event at a time gives."""
+"""Facts from other services applied in batches: one batch gives what one event at a time gives.
+
+"Gives" is the customer as it ends and its class history as every consumer folds it (changes in
+time order, the last of one instant winning): one event at a time may record a change and correct
+it at the same instant (a flag raised and lifted at once), which a batch never records.
+"""
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -17,6 +22,7 @@ NOW = datetime(2026, 6, 30, 12, tzinfo=timezone.utc)
 ADMIN = Principal("admin", "admin")
 # name -> days since the customer's one purchase (None: archived after buying 120 days ago)
 CUSTOMERS = {"churned": 600, "active": 120, "new": 10, "archived": None}
+RAISED = NOW - timedelta(hours=1)  # alerts of the scenario are raised then and resolved now
 
 
 def build(tmp_path, name):
@@ -26,7 +32,8 @@ def build(tmp_path, name):
     service.register_rep(request(ADMIN, "POST", {"id": "rep-1", "name": "R1", "team": "north"}))
     ids = {}
     for key, days in CUSTOMERS.items():
-        _, body = service.create_customer(request(ADMIN, "POST", {"company": key, "owner_id": "rep-1"}))
+        _, body = service.create_customer(request(ADMIN, "POST", {
+            "company": key, "owner_id": "rep-1", "created_at": (NOW - timedelta(days=700)).isoformat()}))
         service.record_purchase(request(ADMIN, "POST", {
             "amount": "500", "currency": "USD", "purchased_at": (NOW - timedelta(days=days or 120)).isoformat()}),
             body["id"])
@@ -54,13 +61,13 @@ def scenario(ids):
                                                  "outcome": "reached"})
 
     def raised(key):
-        return event("alert.raised", key, {"alert_id": f"a-{key}", "rule": "silence", "raised_at": NOW,
+        return event("alert.raised", key, {"alert_id": f"a-{key}", "rule": "silence", "raised_at": RAISED,
                                            "signals": [{"name": "days_without_contact", "value": 40, "threshold": 30}]})
 
     def resolved(key, outcome, clears):
         return event("alert.resolved", key, {"alert_id": f"a-{key}", "rule": "silence", "outcome": outcome,
                                              "clears_at_risk": clears, "resolved_by": "rep-1", "resolved_at": NOW,
-                                             "raised_at": NOW})
+                                             "raised_at": RAISED})
 
     return [
         touch("churned", 1, 1), raised("active"), raised("churned"),
@@ -72,16 +79,34 @@ def scenario(ids):
     ]
 
 
+def folded(changes):
+    """(at, attribute, value) in the order recorded -> the history a consumer ends with: per attribute,
+    the last value of each instant, without changes to the value it had."""
+    last_of_instant = {}
+    for at, attribute, value in sorted(changes, key=lambda change: change[0]):
+        last_of_instant[attribute, at] = value
+    history, current = [], {}
+    for (attribute, at), value in sorted(last_of_instant.items(), key=lambda item: (item[0][1], item[0][0])):
+        if current.get(attribute) != value:
+            history.append((at, attribute, value))
+            current[attribute] = value
+    return history
+
+
 def outcome(service, store, ids):
     """Everything the events changed, per customer, without the ids that differ between builds."""
     result, emitted_by_events = {}, store.events()[store.built:]
     assert all(e.name.startswith("customer.") for e in emitted_by_events)
     for key, cid in ids.items():
         view = service.get_customer(request(ADMIN), cid)
-        history = service.customer_history(request(ADMIN), cid)
-        emitted = [(e.name, {k: v for k, v in e.data.items() if k != "customer_id"}, e.sequence)
-                   for e in emitted_by_events if e.subject == cid]
-        result[key] = ({k: v for k, v in view.items() if k != "id"}, history["classification"], emitted)
+        recorded = service.customer_history(request(ADMIN), cid)["classification"]
+        published = [e for e in store.events() if e.subject == cid and e.name in (
+            "customer.tier_changed", "customer.lifecycle_changed")]
+        result[key] = ({k: v for k, v in view.items() if k not in ("id", "updated_at")},
+                       folded((r["as_of"], r["attribute"], r["new_value"]) for r in recorded),
+                       folded((e.data["as_of"], e.name.split(".")[1].split("_")[0], e.data.get("new_tier")
+                               or e.data.get("new_lifecycle")) for e in published))
+        assert result[key][1] == result[key][2]  # what is published is what is recorded
     return result
 
 

@@ -390,28 +390,79 @@ def test_a_signed_out_reps_cutoff_reads_back_as_utc(service, store):
     assert datetime.fromisoformat(str(event.data["tokens_valid_after"])).utcoffset() == timedelta(0)
 
 
-def test_import_classifies_once(service, store):
+def dated(store, name, attribute):
+    return [(e.data[f"old_{attribute}"], e.data[f"new_{attribute}"], e.data["as_of"]) for e in store.events(name)]
+
+
+def day(text):
+    return datetime.fromisoformat(text + "T00:00:00+00:00")
+
+
+def test_import_records_the_history_its_facts_make_once(service, store):
     status, body = service.import_customer(request(ADMIN, "POST", {
         "customer": {"company": "Imported", "owner_id": "rep-n1", "created_at": "2025-01-01T00:00:00Z"},
         "stages": [{"stage": "won", "changed_at": "2025-02-01T00:00:00Z"}],
         "purchases": [{"amount": "30000", "currency": "USD", "purchased_at": f"2026-0{m}-01T00:00:00Z"}
                       for m in range(1, 6)]}))
     assert status == 201 and body["tier"] == "A" and body["purchase_count"] == 5
-    assert [e.data["new_tier"] for e in store.events("customer.tier_changed")] == ["A"]
+    # 30k in the window from January: B; 120k from April: A
+    assert dated(store, "customer.tier_changed", "tier") == [("C", "B", day("2026-01-01")),
+                                                              ("B", "A", day("2026-04-01"))]
+    # new from the first purchase for 90 whole days, active from the 91st
+    assert dated(store, "customer.lifecycle_changed", "lifecycle") == [("potential", "new", day("2026-01-01")),
+                                                                        ("new", "active", day("2026-04-02"))]
 
 
-def test_sweeps_as_of_past_days_replay_the_classification_history(service, store):
+def test_an_imported_history_is_dated_by_its_facts_and_the_sweep_only_moves_time_on(service, store):
     status, body = service.import_customer(request(ADMIN, "POST", {
-        "customer": {"company": "Replayed", "owner_id": "rep-n1", "created_at": "2025-01-01T00:00:00Z"},
+        "customer": {"company": "Dated", "owner_id": "rep-n1", "created_at": "2025-01-01T00:00:00Z"},
         "purchases": [{"amount": "30000", "currency": "USD", "purchased_at": f"2025-0{m}-15T00:00:00Z"}
-                      for m in (2, 4, 6)],
-        "classify": False}))
-    assert (body["tier"], body["lifecycle"]) == ("C", "potential")  # nothing classified yet
-    for month_end in ("2025-01-31", "2025-03-31", "2025-07-31", "2026-01-31", "2026-06-30"):
-        sweep(service, datetime.fromisoformat(month_end + "T23:59:59+00:00"))
-    changes = [(e.data["new_lifecycle"], e.data["as_of"].date().isoformat())
-               for e in store.events("customer.lifecycle_changed")]
-    assert changes == [("new", "2025-03-31"), ("active", "2025-07-31"), ("at_risk", "2026-01-31"),
-                       ("dormant", "2026-06-30")]
-    tiers = [(e.data["old_tier"], e.data["new_tier"]) for e in store.events("customer.tier_changed")]
-    assert tiers == [("C", "B"), ("B", "C")]  # 30k then 90k in the window: B; none a year later: C
+                      for m in (2, 4, 6)]}))
+    assert (body["tier"], body["lifecycle"]) == ("C", "dormant")  # as of NOW, 2026-06-30
+    # last purchase 2025-06-15: active to day 180, at_risk from day 181, dormant from day 271
+    assert dated(store, "customer.lifecycle_changed", "lifecycle") == [
+        ("potential", "new", day("2025-02-15")), ("new", "active", day("2025-05-17")),
+        ("active", "at_risk", day("2025-12-13")), ("at_risk", "dormant", day("2026-03-13"))]
+    # 30k, 60k, 90k in the window: B; each leaves it a year after its day; none from 2026-06-15: C
+    assert dated(store, "customer.tier_changed", "tier") == [("C", "B", day("2025-02-15")),
+                                                              ("B", "C", day("2026-06-15"))]
+    assert sweep(service, NOW + timedelta(days=100))["customers"] == 0  # nothing changes before day 541
+    result = sweep(service, NOW + timedelta(days=200))
+    assert result["customers"] == 1
+    assert dated(store, "customer.lifecycle_changed", "lifecycle")[-1] == ("dormant", "churned", day("2026-12-08"))
+    assert sweep(service, NOW + timedelta(days=300))["customers"] == 0  # nothing is left to change
+
+
+def folded_history(store, customer_id):
+    """(at, attribute, value) of the class history as a consumer folds the published changes (time order,
+    the last of one instant winning, changes to the same value dropped)."""
+    last = {}
+    for e in store.events():
+        if e.subject == customer_id and e.name in ("customer.tier_changed", "customer.lifecycle_changed"):
+            attribute = e.name.split(".")[1].removesuffix("_changed")
+            last[e.data["as_of"], attribute] = e.data[f"new_{attribute}"]
+    history, current = [], {}
+    for (at, attribute), value in sorted(last.items()):
+        if current.get(attribute) != value:
+            history.append((at, attribute, value))
+            current[attribute] = value
+    return history
+
+
+def test_purchases_recorded_one_by_one_out_of_order_make_the_history_an_import_makes(service, store):
+    purchases = [{"amount": amount, "currency": "USD", "purchased_at": at} for amount, at in (
+        ("30000", "2025-02-15T00:00:00Z"), ("90000", "2025-09-01T00:00:00Z"), ("5000", "2025-04-15T00:00:00Z"),
+        ("1000", "2026-05-01T00:00:00Z"))]
+    _, imported = service.import_customer(request(ADMIN, "POST", {
+        "customer": {"company": "At once", "owner_id": "rep-n1", "created_at": "2025-01-01T00:00:00Z"},
+        "purchases": purchases}))
+    one_by_one = create(service, ADMIN, owner_id="rep-n1", created_at="2025-01-01T00:00:00Z")
+    sweep(service, NOW)  # classified up to now before the history arrives, as a live customer would be
+    for purchase in purchases:
+        service.record_purchase(request(REP_N1, "POST", purchase), one_by_one["id"])
+    expected = folded_history(store, imported["id"])
+    assert folded_history(store, one_by_one["id"]) == expected
+    assert expected[:3] == [(day("2025-02-15"), "lifecycle", "new"), (day("2025-02-15"), "tier", "B"),
+                            (day("2025-05-17"), "lifecycle", "active")]
+    view = service.get_customer(request(ADMIN), one_by_one["id"])
+    assert (view["tier"], view["lifecycle"]) == (imported["tier"], imported["lifecycle"]) == ("B", "active")
