@@ -123,7 +123,6 @@ def customer_history(rng: random.Random, index: int, owner: dict, now: datetime)
         },
         "stages": stages,
         "purchases": purchases,
-        "classify": False,  # classified by month-end sweeps afterwards, so the history has its changes
     }
 
 
@@ -154,7 +153,6 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=Non
         ids.append((body["id"], owner["id"]))
         if progress:
             progress(1)
-    replay_classification(admin, now)
     cursor = ""
     while cursor is not None:
         _, page = admin.call("GET", f"/v1/customers?limit=500{'&cursor=' + cursor if cursor else ''}")
@@ -164,17 +162,3 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=Non
         cursor = page["next_cursor"]
     return {"people": people, "tokens": tokens, "tiers": tiers, "lifecycles": lifecycles,
             "purchases": purchases, "customer_ids": ids}
-
-
-def replay_classification(admin: Api, now: datetime) -> None:
-    """Sweep as of every month-end of the last 18 months, then now: tiers and lifecycles change
-    when they did, so reports can show churn and repurchase over time."""
-    month = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
-    month_ends = []
-    for _ in range(19):
-        month_ends.append(month - timedelta(seconds=1))
-        month = (month - timedelta(days=1)).replace(day=1)
-    for as_of in sorted(month_ends) + [now]:
-        status, body = admin.call("POST", "/v1/classification/sweep", {"as_of": as_of.isoformat()})
-        if status != 200:
-            raise RuntimeError(f"sweep as of {as_of} failed: {status} {body}")

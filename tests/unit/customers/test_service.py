@@ -466,3 +466,16 @@ def test_purchases_recorded_one_by_one_out_of_order_make_the_history_an_import_m
                             (day("2025-05-17"), "lifecycle", "active")]
     view = service.get_customer(request(ADMIN), one_by_one["id"])
     assert (view["tier"], view["lifecycle"]) == (imported["tier"], imported["lifecycle"]) == ("B", "active")
+
+
+def test_a_fact_after_days_without_a_sweep_dates_what_time_did_meanwhile(service, store, clock):
+    customer = create(service, ADMIN, owner_id="rep-n1", created_at=(NOW - timedelta(days=30)).isoformat())
+    bought = NOW - timedelta(days=10)
+    service.record_purchase(request(REP_N1, "POST", {"amount": "500", "currency": "USD",
+                                                     "purchased_at": bought.isoformat()}), customer["id"])
+    clock.advance(days=200)  # no sweep ran meanwhile
+    service.record_purchase(request(REP_N1, "POST", {"amount": "500", "currency": "USD",
+                                                     "purchased_at": clock.now().isoformat()}), customer["id"])
+    assert [(at, value) for at, attribute, value in folded_history(store, customer["id"])
+            if attribute == "lifecycle"] == [(bought, "new"), (bought + timedelta(days=91), "active"),
+                                            (bought + timedelta(days=181), "at_risk"), (clock.now(), "active")]
