@@ -1,13 +1,21 @@
-"""Realistic demo data, loaded through the public HTTP API like any client would."""
+"""Realistic demo data, loaded like a sales org moving in: customers and purchases as spreadsheet files
+through the bulk importer (the files stay in the demo's data folder), pipeline moves and the directory
+through the public HTTP API."""
 from __future__ import annotations
 
+import csv
 import json
+import os
 import random
 import urllib.error
 import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+from eventlet.greenpool import GreenPool
+from tqdm import tqdm
+
+from crm import importer
 from crm_common.auth import issue_token
 
 TEAMS = ("north", "south", "east", "west")
@@ -110,7 +118,7 @@ def customer_history(rng: random.Random, index: int, owner: dict, now: datetime)
     birthday = datetime(1960 + rng.randint(0, 35), rng.randint(1, 12), rng.randint(1, 28)).date()
     return {
         "customer": {
-            "company": company, "industry": rng.choice(INDUSTRIES), "source_channel": rng.choice(CHANNELS),
+            "external_id": f"DEMO-{index:05d}", "company": company, "industry": rng.choice(INDUSTRIES), "source_channel": rng.choice(CHANNELS),
             "owner_id": owner["id"], "tags": rng.sample(["key-account", "distributor", "export", "smb", "enterprise",
                                                          "government", "renewal-due"], k=rng.randint(0, 2)),
             "contacts": [{"name": contact, "role": rng.choice(("CEO", "Purchasing", "CTO", "Operations")),
@@ -126,8 +134,61 @@ def customer_history(rng: random.Random, index: int, owner: dict, now: datetime)
     }
 
 
-def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=None) -> dict:
-    """progress(n): called as customers are loaded (a tqdm bar's update, for instance)."""
+CUSTOMER_COLUMNS = ("external_id", "company", "industry", "source_channel", "owner", "tags", "contact_name",
+                    "contact_role", "contact_phone", "contact_email", "contact_is_decision_maker", "birthday",
+                    "contract_anniversary", "created_at")
+PURCHASE_COLUMNS = ("customer", "amount", "currency", "purchased_at", "invoice_ref")
+CONCURRENCY = 8  # stage moves in flight
+
+
+def _cell_time(iso_text: str) -> str:
+    """A spreadsheet's date and time (UTC), as people type them."""
+    return datetime.fromisoformat(iso_text).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def customer_row(history: dict) -> dict:
+    customer, contact = history["customer"], history["customer"]["contacts"][0]
+    dates = {d["kind"]: d["date"] for d in customer["important_dates"]}
+    return {"external_id": customer["external_id"], "company": customer["company"], "industry": customer["industry"],
+            "source_channel": customer["source_channel"], "owner": customer["owner_id"],
+            "tags": ";".join(customer["tags"]), "contact_name": contact["name"], "contact_role": contact["role"],
+            "contact_phone": contact["phone"], "contact_email": contact["email"],
+            "contact_is_decision_maker": "yes" if contact["is_decision_maker"] else "no",
+            "birthday": dates["birthday"], "contract_anniversary": dates["contract_anniversary"],
+            "created_at": _cell_time(customer["created_at"])}
+
+
+def purchase_rows(history: dict) -> list[dict]:
+    return [{"customer": history["customer"]["external_id"], "amount": p["amount"], "currency": p["currency"],
+             "purchased_at": _cell_time(p["purchased_at"]), "invoice_ref": p["external_ref"]}
+            for p in history["purchases"]]
+
+
+def write_import_files(folder: str, histories: list[dict]) -> list[str]:
+    """customers.csv and purchases.csv in the import templates' columns (docs/imports.md)."""
+    os.makedirs(folder, exist_ok=True)
+    paths = [os.path.join(folder, "customers.csv"), os.path.join(folder, "purchases.csv")]
+    for path, columns, rows in ((paths[0], CUSTOMER_COLUMNS, [customer_row(h) for h in histories]),
+                                (paths[1], PURCHASE_COLUMNS, [r for h in histories for r in purchase_rows(h)])):
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    return paths
+
+
+def customer_ids_by_external_id(admin: Api) -> dict[str, dict]:
+    found, cursor = {}, ""
+    while cursor is not None:
+        _, page = admin.call("GET", f"/v1/customers?limit=500{'&cursor=' + cursor if cursor else ''}")
+        found.update({item["external_id"]: item for item in page["items"]})
+        cursor = page["next_cursor"]
+    return found
+
+
+def load(base_url: str, secret: str, customers: int, folder: str, seed: int = 7) -> dict:
+    """The directory, then customers.csv (written to `folder`) through the importer, each customer's dated
+    pipeline moves, and purchases.csv through the importer."""
     rng = random.Random(seed)
     random.seed(seed)
     people, tokens = directory(secret)
@@ -142,23 +203,33 @@ def load(base_url: str, secret: str, customers: int, seed: int = 7, progress=Non
             raise RuntimeError(f"could not set the demo password of {user_id}: {status} {body}")
     reps = [p for p in people if p["role"] == "rep"]
     now = datetime.now(timezone.utc)
-    tiers, lifecycles, purchases, ids = Counter(), Counter(), 0, []
-    for index in range(customers):
-        owner = reps[index % len(reps)]
-        history = customer_history(rng, index, owner, now)
-        status, body = admin.call("POST", "/v1/customers/import", history)
-        if status != 201:
-            raise RuntimeError(f"import failed: {status} {body}")
-        purchases += len(history["purchases"])
-        ids.append((body["id"], owner["id"]))
-        if progress:
-            progress(1)
-    cursor = ""
-    while cursor is not None:
-        _, page = admin.call("GET", f"/v1/customers?limit=500{'&cursor=' + cursor if cursor else ''}")
-        for item in page["items"]:
-            tiers[item["tier"]] += 1
-            lifecycles[item["lifecycle"]] += 1
-        cursor = page["next_cursor"]
-    return {"people": people, "tokens": tokens, "tiers": tiers, "lifecycles": lifecycles,
-            "purchases": purchases, "customer_ids": ids}
+    histories = [customer_history(rng, index, reps[index % len(reps)], now) for index in range(customers)]
+    files, options = importer.Api(base_url, tokens["admin"]), {"dry_run": False, "mapping": {}, "timezone": "UTC"}
+
+    def import_file(path: str) -> None:
+        status = importer.import_file(files, path, None, options, path.replace(".csv", ".rejected.csv"), quiet=False)
+        if status != importer.EXIT_OK:
+            raise RuntimeError(f"the demo's {path} did not import cleanly (exit {status}); see its rejected rows")
+
+    customers_file, purchases_file = write_import_files(folder, histories)
+    import_file(customers_file)
+    imported = customer_ids_by_external_id(admin)
+
+    def move_stages(history: dict) -> None:
+        customer_id = imported[history["customer"]["external_id"]]["id"]
+        for move in history["stages"]:
+            status, body = admin.call("POST", f"/v1/customers/{customer_id}/stage", move)
+            if status != 200:
+                raise RuntimeError(f"stage move {move} of {customer_id} failed: {status} {body}")
+
+    # the moves before the purchases: the file's thousands of events are not in their way then
+    with tqdm(total=len(histories), desc="pipeline moves", unit="cust", dynamic_ncols=True) as bar:
+        for _ in GreenPool(CONCURRENCY).imap(move_stages, histories):
+            bar.update(1)
+    import_file(purchases_file)
+    final = customer_ids_by_external_id(admin).values()
+    return {"people": people, "tokens": tokens, "tiers": Counter(c["tier"] for c in final),
+            "lifecycles": Counter(c["lifecycle"] for c in final),
+            "purchases": sum(len(h["purchases"]) for h in histories), "files": folder,
+            "customer_ids": [(imported[h["customer"]["external_id"]]["id"], h["customer"]["owner_id"])
+                             for h in histories]}

@@ -64,10 +64,11 @@ def run(args) -> None:
     service_runner = runner.embedded(args.data_dir, args.port)
     service_runner.start()
     print(f"CRM embedded: four services in one process, in-memory bus, SQLite in {args.data_dir}/")
-    print(f"Loading {args.customers} customers with 18 months of purchases through {base_url} ...")
+    folder = os.path.join(args.data_dir, "import")
+    print(f"Loading {args.customers} customers with 18 months of purchases through {base_url}: spreadsheet files "
+          f"written to {folder}/ go through the bulk importer (python -m crm import does the same) ...")
     started = time.monotonic()
-    with tqdm(total=args.customers, desc="customers", unit="cust", dynamic_ncols=True) as bar:
-        data = eventlet.spawn(demo.load, base_url, secret, args.customers, progress=bar.update).wait()
+    data = eventlet.spawn(demo.load, base_url, secret, args.customers, folder).wait()
     settle(service_runner, "read models settling")
     print(f"Loaded {args.customers} customers and {data['purchases']} purchases "
           f"in {time.monotonic() - started:.1f}s.")
