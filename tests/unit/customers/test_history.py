@@ -93,6 +93,8 @@ def test_a_flag_marks_at_risk_only_while_new_or_active_and_only_while_open():
     dormant = one_purchase(flags=[(P + days(300), None)])
     assert lifecycle(dormant, P + days(300)) == "dormant"            # a dormant customer stays dormant
     assert lifecycle(dormant, P + days(541)) == "churned"
+    churned = one_purchase(flags=[(P + days(560), None)])
+    assert lifecycle(churned, P + days(560)) == "churned"             # nor a churned one
     prospect = FactHistory.of(flags=[(CREATED, None)])
     assert lifecycle(prospect, P) == "potential"                      # a prospect is never at risk
     still_open = one_purchase(flags=[(P + days(100), None)])
