@@ -6,14 +6,16 @@
 1. Counters. Writes, straight into a reports database (a SQLite file by default, or --url for
    PostgreSQL with the schema migrated), the counter rows a two-year history of that many customers
    and interactions leaves: every slice (all, team, rep, tier, lifecycle, industry and the team/rep
-   crossings) x week/month/quarter bucket (and day bucket of the last 120 days) x metric whose expected
+   crossings) x week/month/quarter/half/year bucket (and day bucket of the last 120 days) x metric whose expected
    count is at least one, with
    values scaled to the history (the stocks add up to --customers, the interaction counters to
    --interactions). They are generated in bulk with one INSERT ... SELECT per part, not by applying
    events: the point is that queries read aggregates, whatever the number of facts. Prints the
    generation time and the row count separately, then times dashboards, tables, a distribution and
    a chart through the same handlers the HTTP API calls: the first run (the pages it needs may not be
-   cached yet), then median / 95th percentile / max of the other runs.
+   cached yet), then median / 95th percentile / max of the other runs. Custom date ranges count distinct
+   figures from the distinct_marks table: the generator also writes a year of marks (one per counted
+   item of a distinct figure: ~10 per customer), and year-long ranges are timed over them.
 2. Apply rate. Feeds --events events (a realistic mix, mostly interactions) through the batch consumer
    methods of the service (envelope validation, customer lock, book reconcile, counter upsert, one
    transaction each) into a fresh SQLite file, in time order and shuffled (as a rebuild delivers
@@ -101,7 +103,7 @@ def slices(teams: int, reps_per_team: int) -> list[tuple[d.Slice, float, str | N
 
 
 def buckets(day_window: int | None = DAY_WINDOW) -> list[tuple[str, date, int]]:
-    """Every week, month and quarter of the history; days of the last `day_window` days (None: all)."""
+    """Every week, month, quarter, half and year of the history; days of the last `day_window` days (None: all)."""
     first = TODAY - timedelta(days=HISTORY_DAYS)
     found = []
     for kind in d.PERIOD_KINDS:
@@ -193,13 +195,46 @@ def generate(engine, customers: int, interactions: int) -> tuple[int, float]:
         for table in ("bench_slices", "bench_buckets", "bench_metrics"):
             conn.execute(text(f"DROP TABLE {table}"))
         total = conn.execute(text("SELECT count(*) FROM counters")).scalar()
+    marks = generate_marks(engine, customers, teams, reps_per_team, rates)
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))
     else:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE counters"))
-    return total, time.perf_counter() - started
+            conn.execute(text("ANALYZE distinct_marks"))
+    return total, marks, time.perf_counter() - started
+
+
+def generate_marks(engine, customers: int, teams: int, reps_per_team: int, rates: dict[str, float]) -> int:
+    """A year of distinct marks (domain/ranges.py) up to TODAY: per customer, as many as the distinct metrics'
+    rates say (~10 a year), on days spread over the year, under the customer's team, rep, tier and industry."""
+    metrics = [(m, rates[m]) for m in sorted(rates) if d.is_distinct(m)]
+    per_customer = sum(rate for _, rate in metrics) * 365
+    count = int(customers * per_customer)
+    cumulative, acc = [], 0.0
+    for metric, rate in metrics:
+        acc += rate
+        cumulative.append((acc / (per_customer / 365), metric))
+    tiers = [t for t, share in TIER_SHARES.items() for _ in range(int(share * 10))]
+    first = TODAY - timedelta(days=364)
+    rng = random.Random(7)
+    with engine.begin() as conn:
+        for offset in range(0, count, 50_000):
+            rows = []
+            for i in range(offset, min(count, offset + 50_000)):
+                c = rng.randrange(customers)
+                team = c % teams
+                roll = rng.random()
+                metric = next(m for bound, m in cumulative if roll <= bound) if roll < cumulative[-1][0] \
+                    else cumulative[-1][1]
+                rows.append({"item_id": f"m{i}", "metric": metric,
+                             "entity": f"a{i}" if metric.startswith("alerts.") else f"c{c}",
+                             "day": first + timedelta(days=rng.randrange(365)), "team": f"team-{team:02d}",
+                             "rep": f"rep-{team:02d}-{(c // teams) % reps_per_team:02d}", "tier": tiers[c % 10],
+                             "lifecycle": "active", "industry": INDUSTRIES[c % len(INDUSTRIES)]})
+            conn.execute(insert(models.distinct_marks), rows)
+        return conn.execute(text("SELECT count(*) FROM distinct_marks")).scalar()
 
 
 def time_queries(engine, runs: int, customers: int) -> list[tuple[str, list[float]]]:
@@ -209,7 +244,18 @@ def time_queries(engine, runs: int, customers: int) -> list[tuple[str, list[floa
     admin, manager, rep = Principal("admin", "admin"), Principal("m", "manager", "team-01"), \
         Principal("rep-01-03", "rep", "team-01")
     month = {"period_kind": "month"}
+    year_range = {"from": (TODAY - timedelta(days=364)).isoformat(), "to": TODAY.isoformat()}
     cases = [
+        ("dashboard, the year 2025 (year buckets)", queries.dashboard, (admin, {"period": "2025"}, TODAY)),
+        (f"repurchase, 4 halves x {teams} teams", queries.figure_table,
+         (admin, "repurchase", {"period_kind": "half", "from": "2025-H1", "breakdown": "team"}, TODAY, settings)),
+        ("dashboard, a year-long custom range, everyone", queries.dashboard, (admin, year_range, TODAY)),
+        ("dashboard, a year-long custom range, a team", queries.dashboard, (manager, year_range, TODAY)),
+        ("dashboard, a year-long custom range, a rep", queries.dashboard, (rep, year_range, TODAY)),
+        (f"repurchase, a year-long range x {teams} teams", queries.figure_table,
+         (admin, "repurchase", {"period_kind": "range", **year_range, "breakdown": "team"}, TODAY, settings)),
+        ("followups, a year-long range x 25 reps of a team", queries.figure_table,
+         (manager, "followups", {"period_kind": "range", **year_range, "breakdown": "rep"}, TODAY, settings)),
         ("dashboard, everyone (admin)", queries.dashboard, (admin, {}, TODAY)),
         ("dashboard, one team (manager)", queries.dashboard, (manager, {}, TODAY)),
         ("dashboard, one rep (rep)", queries.dashboard, (rep, {}, TODAY)),
@@ -376,16 +422,17 @@ def main():
         else:
             loader = make_engine(url)
             with loader.begin() as conn:
-                conn.execute(text("TRUNCATE counters, rep_directory, dimension_values"))
+                conn.execute(text("TRUNCATE counters, distinct_marks, rep_directory, dimension_values"))
         print(f"1. Counters of a two-year history: {args.customers:,} customers, {args.interactions:,} interactions "
               f"({loader.dialect.name})")
-        rows, seconds = generate(loader, args.customers, args.interactions)
+        rows, marks, seconds = generate(loader, args.customers, args.interactions)
         loader.dispose()
         started = time.perf_counter()
         os.sync()  # write the bulk load out first, or the first query competes with the kernel's writeback
         seconds += time.perf_counter() - started
         size = f", {os.path.getsize(path) / 1e9:.2f} GB" if url.startswith("sqlite") else ""
-        print(f"   data generation (bulk SQL, not timed below): {rows:,} counter rows in {seconds:.1f}s{size}")
+        print(f"   data generation (bulk SQL, not timed below): {rows:,} counter rows and {marks:,} distinct marks "
+              f"(a year) in {seconds:.1f}s{size}")
         print(f"   (weeks, months, quarters of two years, days of the last {DAY_WINDOW}; with every day of the two "
               f"years the table would hold ~{full_history_rows(args.customers, args.interactions):,} rows: "
               f"the same rows are read, through a B-tree about one level deeper)")

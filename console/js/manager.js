@@ -6,7 +6,7 @@ import { fmtDate, fmtDateTime, fmtMoney, fmtNumber, fmtPercent, t, tl } from "./
 import { ErrorBox, Field, Link, Loaded, Notice, Table, html, options, useLoad } from "./ui.js";
 import { LIFECYCLES, STAGES, TIERS } from "./rep.js";
 
-const PERIOD_KINDS = ["day", "week", "month", "quarter"];
+const PERIOD_KINDS = ["day", "week", "month", "quarter", "half", "year"];
 const RULES = ["silence", "no_repurchase", "interval_lengthening", "unanswered_followups", "open_complaint", "low_satisfaction"];
 
 function teamsOf(reps) {

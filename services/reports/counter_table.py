@@ -1,7 +1,9 @@
 """The counters table: every figure is read from it (``SqlCounters``), projections add to it.
 
 Counters are integers (revenue in cents, domain.counters.to_stored); one row per (slice,
-period bucket, metric), see docs/reports-definitions.md for the keys.
+period bucket, metric), see docs/reports-definitions.md for the keys. Over a custom date range
+(``DateRange``) an additive figure is the sum of the buckets that tile it and a distinct one is
+counted from the distinct_marks table (mark_table.py).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from sqlalchemy import and_, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 
 from services.reports import domain as d
-from services.reports.domain.counters import STOCK_METRICS, CounterKey, Number, from_stored, to_stored
+from services.reports.domain.counters import STOCK_METRICS, CounterKey, Number, from_stored, range_flow, to_stored
+from services.reports.mark_table import distinct_counts
 from services.reports.models import counters
 
 COUNTER_PK = ("dimension", "dimension_value", "period_kind", "period_start", "metric")
@@ -77,6 +80,7 @@ class SqlCounters:
         self._flows: dict[tuple, dict[str, int]] = {}
         self._loaded: dict[tuple, frozenset | None] = {}  # metrics loaded per bucket; None: all of them
         self._stocks: dict[tuple, dict[str, int]] = {}
+        self._distinct: dict[tuple, dict[str, int]] = {}  # (range, slice) -> distinct figures over it
 
     def _groups(self, slices: Iterable[d.Slice]) -> dict[str, list[str]]:
         groups: dict[str, set[str]] = defaultdict(set)
@@ -86,12 +90,17 @@ class SqlCounters:
 
     def preload_flows(self, slices: Iterable[d.Slice], periods: Iterable[d.Period],
                       metrics: Iterable[str] | None = None) -> None:
-        """Load the flows of these slices in these periods (only `metrics`, when given) in few queries."""
+        """Load the flows of these slices in these periods (only `metrics`, when given) in few queries;
+        for a DateRange, the buckets that tile it and its distinct figures."""
         slices, periods = list(slices), list(periods)
         metrics = None if metrics is None else frozenset(metrics)
-        by_kind: dict[str, list[date]] = defaultdict(list)
-        for period in periods:
-            by_kind[period.kind.value].append(period.start)
+        spans = [p for p in periods if isinstance(p, d.DateRange)]
+        for span in spans:
+            for slice_, found in distinct_counts(self.session, span, slices).items():
+                self._distinct[(span, slice_)] = found
+        by_kind: dict[str, set[date]] = defaultdict(set)
+        for period in [p for p in periods if not isinstance(p, d.DateRange)] + [t for s in spans for t in s.tiles()]:
+            by_kind[period.kind.value].add(period.start)
         for dimension, values in self._groups(slices).items():
             for kind, starts in by_kind.items():
                 for value in values:
@@ -99,13 +108,14 @@ class SqlCounters:
                         self._flows[(dimension, value, kind, start)] = {}
                         self._loaded[(dimension, value, kind, start)] = metrics
                 only = [] if metrics is None else [counters.c.metric.in_(sorted(metrics))]
-                for offset in range(0, len(values), 500):
+                for (low, high), offset in ((run, offset) for run in _runs(kind, starts)
+                                            for offset in range(0, len(values), 500)):
                     rows = self.session.execute(select(
                         counters.c.dimension_value, counters.c.period_start, counters.c.metric, counters.c.value)
                         .where(counters.c.dimension == dimension,
                                counters.c.dimension_value.in_(values[offset:offset + 500]),
-                               counters.c.period_kind == kind, counters.c.period_start >= min(starts),
-                               counters.c.period_start <= max(starts), *only))
+                               counters.c.period_kind == kind, counters.c.period_start >= low,
+                               counters.c.period_start <= high, *only))
                     for row in rows:
                         bucket = self._flows.get((dimension, row.dimension_value, kind, row.period_start))
                         if bucket is not None:
@@ -163,11 +173,19 @@ class SqlCounters:
                             totals[metric] += amount
                     self._stocks[(dimension, value, day)] = dict(totals)
 
-    def flow(self, metric: str, period: d.Period, slice_: d.Slice = d.ALL) -> Number:
+    def flow(self, metric: str, period: d.Period | d.DateRange, slice_: d.Slice = d.ALL) -> Number:
+        if isinstance(period, d.DateRange):
+            return range_flow(metric, period, slice_, self.flow, self._distinct_over)
         key = (slice_.dimension, slice_.value, period.kind.value, period.start)
         if key not in self._flows or (self._loaded[key] is not None and metric not in self._loaded[key]):
             self.preload_flows([slice_], [period])
         return from_stored(metric, self._flows[key].get(metric, 0))
+
+    def _distinct_over(self, metric: str, span: d.DateRange, slice_: d.Slice) -> int:
+        if (span, slice_) not in self._distinct:
+            for found_slice, found in distinct_counts(self.session, span, [slice_]).items():
+                self._distinct[(span, found_slice)] = found
+        return self._distinct[(span, slice_)].get(metric, 0)
 
     def stock(self, metric: str, at: date, slice_: d.Slice = d.ALL) -> Number:
         key = (slice_.dimension, slice_.value, at)
@@ -175,3 +193,15 @@ class SqlCounters:
             self.preload_stocks([slice_], [at])
         return from_stored(metric, self._stocks[key].get(metric, 0))
 
+
+
+def _runs(kind: str, starts: Iterable[date]) -> list[tuple[date, date]]:
+    """(first, last) start of each run of consecutive buckets: a range's tiles leave gaps (days at its ends),
+    which a single min..max scan would read through."""
+    runs: list[list[date]] = []
+    for start in sorted(starts):
+        if runs and d.period_end(kind, runs[-1][1]) == start:
+            runs[-1][1] = start
+        else:
+            runs.append([start, start])
+    return [(low, high) for low, high in runs]

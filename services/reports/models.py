@@ -10,6 +10,8 @@ Read models built from events only (docs/reports.md):
   the state pair it was counted as and its event's (producer, sequence).
 - ``customer_records``: every counted fact (purchase, interaction, task outcome,
   stage move, alert event) with the context it was counted under.
+- ``distinct_marks``: per counted item of a distinct figure (buyers, churned, ...), the entity, day and
+  dimensions it counts under: custom date ranges count distinct figures exactly from it (domain/ranges.py).
 - ``rep_directory``: reps from rep.registered / rep.updated (who is in which team).
 - ``dimension_values``: every team, rep and industry value met, for breakdowns.
 """
@@ -83,6 +85,23 @@ Index("ix_customer_records_customer_at", customer_records.c.customer_id, custome
 Index("ix_customer_records_customer_kind_entity", customer_records.c.customer_id, customer_records.c.kind,
       customer_records.c.entity_id)
 
+distinct_marks = Table(
+    "distinct_marks", metadata,
+    Column("item_id", String(80), primary_key=True),  # the record's record_id, or the change's event_id
+    Column("metric", String(64), primary_key=True),
+    Column("entity", String(64), nullable=False),     # the customer, or the alert
+    Column("day", Date, nullable=False),              # the day bucket it counts in
+    Column("team", String(64), nullable=False),       # dimensions it was counted under ("(none)" if missing)
+    Column("rep", String(64), nullable=False),
+    Column("tier", String(8), nullable=False),
+    Column("lifecycle", String(16), nullable=False),
+    Column("industry", String(100), nullable=False),
+)
+# a range of everyone reads (day, metric, entity) from the index alone; a team's or a rep's from their own
+Index("ix_distinct_marks_day", distinct_marks.c.day, distinct_marks.c.metric, distinct_marks.c.entity)
+Index("ix_distinct_marks_team_day", distinct_marks.c.team, distinct_marks.c.day)
+Index("ix_distinct_marks_rep_day", distinct_marks.c.rep, distinct_marks.c.day)
+
 rep_directory = Table(
     "rep_directory", metadata,
     Column("rep_id", String(64), primary_key=True),
@@ -101,4 +120,5 @@ dimension_values = Table(
     Column("value", String(100), primary_key=True),
 )
 
-READ_MODELS = (counters, customer_state, customer_changes, customer_records, rep_directory, dimension_values)
+READ_MODELS = (counters, customer_state, customer_changes, customer_records, distinct_marks, rep_directory,
+               dimension_values)

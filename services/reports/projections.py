@@ -78,7 +78,7 @@ def flush(uow, ctx: Context) -> None:
                 outcome = stored.recount(customer_id, timeline, pending.records, ctx.settings.ack_sla)
             except Exception as exc:  # names one event of the customer: the consumer retries it alone
                 raise EventFailed(pending.events[0], exc) from exc
-            rewrites.add(outcome)
+            rewrites.add(customer_id, outcome)
             for key, amount in outcome.amounts.items():
                 ctx.amounts[key] += amount
             ctx.values |= outcome.values

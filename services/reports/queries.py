@@ -66,11 +66,12 @@ def breakdown_parts(uow, scope: d.Slice, breakdown: str | None) -> list[tuple[st
 
 # ================================================================ queries
 
-def dashboard(uow, principal: Principal, params: dict, today: date) -> dict:
-    """Headline figures of one period for one slice, and the customer base as of the end of `as_of`."""
+def dashboard(uow, principal: Principal, params: dict, today: date, settings: d.ReportSettings | None = None) -> dict:
+    """Headline figures of one period (or custom range) for one slice, and the customer base as of the end
+    of `as_of`."""
     as_of = d.as_of_day(params.get("as_of"), today)
     stocks_at = as_of + ONE_DAY
-    period = d.dashboard_period(params.get("period"), as_of, today)
+    period = d.dashboard_period(params.get("period"), as_of, today, params.get("from"), params.get("to"), settings)
     scope = scope_of(uow, principal, params.get("team"), params.get("rep"))
     src = SqlCounters(uow.session)
     tiers = [scope.with_value("tier", t) for t in d.TIERS]
@@ -128,8 +129,10 @@ def figure_table(uow, principal: Principal, figure: str, params: dict, today: da
             for row in table.rows(src, period, slice_):
                 rows.append({"period": period.label, **({breakdown: value} if breakdown else {}), **row})
     rows = d.without_empty_none(rows, breakdown, table.columns)
-    return {"figure": figure, "description": table.description, "period_kind": kind,
-            "from": periods[0].label, "to": periods[-1].label, "scope": scope_json(scope), "breakdown": breakdown,
+    first, last = (periods[0].start.isoformat(), periods[0].last_day.isoformat()) if kind == "range" else \
+        (periods[0].label, periods[-1].label)
+    return {"figure": figure, "description": table.description, "period_kind": kind, "from": first, "to": last,
+            "scope": scope_json(scope), "breakdown": breakdown,
             "columns": ["period", *([breakdown] if breakdown else []), *table.columns], "rows": rows}
 
 
@@ -177,7 +180,7 @@ def chart(uow, principal: Principal, name: str, params: dict, today: date, setti
         return charts.line_chart(series, title, "churned / active base at start" if name == "churn"
                                  else "repeat buyers / buyers", percent=True)
     default_kind = "quarter" if name == "funnel" else "month"
-    period = d.period_of(params["period"], "period") if params.get("period") else \
+    period = d.period_of(params["period"], "period", settings) if params.get("period") else \
         d.Period.containing(default_kind, today)
     if name == "funnel":
         scope = scope_of(uow, principal, params.get("team"), params.get("rep"))

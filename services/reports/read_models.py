@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from crm_common.db import utc
-from services.reports.domain import book
-from services.reports.models import customer_changes, customer_records, customer_state, dimension_values, rep_directory
+from services.reports.domain import book, ranges
+from services.reports.models import (
+    customer_changes, customer_records, customer_state, dimension_values, distinct_marks, rep_directory,
+)
 
 CHUNK = 500  # ids per IN (...) list
 
@@ -189,10 +191,23 @@ class Rewrites:
     changes: list[dict] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
     states: list[dict] = field(default_factory=list)
+    remarked: list[str] = field(default_factory=list)  # items whose distinct marks are rewritten
+    marks: list[dict] = field(default_factory=list)
 
-    def add(self, outcome: book.Outcome) -> None:
+    def add(self, customer_id: str, outcome: book.Outcome) -> None:
         self.changes += [{"b_id": c.id, "b_applied": c.applied} for c in outcome.changes]
         self.records += [{"b_id": r.id, "b_applied": r.applied, "b_at": r.at} for r in outcome.records]
+        # an item counted differently now has other distinct marks (or none): they follow its context
+        for change in outcome.changes:
+            self._mark(change.id, ranges.change_marks(customer_id, change, change.applied))
+        for record in outcome.records:
+            if record.kind in book.DISTINCT_KINDS:
+                self._mark(record.id, ranges.record_marks(customer_id, record, record.applied))
+
+    def _mark(self, item_id: str, marks: list[ranges.Mark]) -> None:
+        self.remarked.append(item_id)
+        self.marks += [{"item_id": item_id, "metric": m.metric, "entity": m.entity, "day": m.day, **m.dims}
+                       for m in marks]
 
     def state(self, customer_id: str, timeline: book.Timeline) -> None:
         """The customer's current attributes, for operators (reports read counters only)."""
@@ -208,6 +223,10 @@ class Rewrites:
         if self.records:
             session.execute(update(customer_records).where(customer_records.c.record_id == bindparam("b_id"))
                             .values(applied=bindparam("b_applied"), at=bindparam("b_at")), self.records)
+        for chunk in _chunks(sorted(set(self.remarked))):
+            session.execute(delete(distinct_marks).where(distinct_marks.c.item_id.in_(chunk)))
+        if self.marks:
+            session.execute(insert(distinct_marks), self.marks)
         if self.states:
             session.execute(update(customer_state).where(customer_state.c.customer_id == bindparam("b_id")).values(
                 known=bindparam("b_known"), archived=bindparam("b_archived"), team=bindparam("b_team"),

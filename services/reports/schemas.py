@@ -3,10 +3,10 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from services.reports.domain import PERIOD_KINDS
 
-KINDS = tuple(k.value for k in PERIOD_KINDS)
+KINDS = (*(k.value for k in PERIOD_KINDS), "range")  # range: one row from `from` to `to`, both days included
 BREAKDOWNS = ("team", "rep", "tier", "lifecycle", "industry")
 FORMATS = ("json", "csv")
-Label = lambda **kw: fields.String(validate=validate.Length(min=1, max=20), **kw)  # noqa: E731
+Label = lambda **kw: fields.String(validate=validate.Length(min=1, max=30), **kw)  # noqa: E731
 Name = lambda **kw: fields.String(validate=validate.Length(min=1, max=64), **kw)  # noqa: E731
 
 
@@ -17,9 +17,17 @@ class Query(Schema):
     team = Name()
     rep = Name()
 
+    def load(self, data, **kwargs):
+        loaded = super().load(data, **kwargs)
+        if "from_" in loaded:
+            loaded["from"] = loaded.pop("from_")
+        return loaded
+
 
 class DashboardQuery(Query):
-    period = Label()
+    period = Label()  # a period label, or a range "2026-02-10..2026-05-20"
+    from_ = Label(data_key="from")  # or from and to: a custom range, both days included
+    to = Label()
     as_of = fields.Date()
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
 
@@ -29,12 +37,6 @@ class RangeQuery(Query):
     from_ = Label(data_key="from")
     to = Label()
     breakdown = fields.String(validate=validate.OneOf(BREAKDOWNS))
-
-    def load(self, data, **kwargs):
-        loaded = super().load(data, **kwargs)
-        if "from_" in loaded:
-            loaded["from"] = loaded.pop("from_")
-        return loaded
 
 
 class TableQuery(RangeQuery):

@@ -35,7 +35,7 @@ class ReportsService(Operations):
     @api("GET", "/v1/reports/dashboard")
     def dashboard(self, request):
         params = schemas.DashboardQuery().load(request.args.to_dict())
-        board = self.store.run(queries.dashboard, request.principal, params, self._today())
+        board = self.store.run(queries.dashboard, request.principal, params, self._today(), self.settings)
         if params["format"] == "csv":
             return _csv([queries.dashboard_row(board)], queries.DASHBOARD_CSV_COLUMNS,
                         f"dashboard-{board['period']['label']}.csv")

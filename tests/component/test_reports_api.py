@@ -175,7 +175,7 @@ def test_roles_over_http(api, headers, book):
 
 def test_bad_parameters_answer_400_naming_them(api, headers):
     admin = headers()
-    for params, field in (({"period_kind": "year"}, "period_kind"), ({"from": "2026-13"}, "from"),
+    for params, field in (({"period_kind": "decade"}, "period_kind"), ({"from": "2026-13"}, "from"),
                           ({"breakdown": "colour"}, "breakdown"), ({"colour": "red"}, "colour")):
         r = get(api, "/v1/reports/churn", admin, **params)
         assert r.status_code == 400 and field in r.json()["fields"], (params, r.text)
@@ -281,3 +281,62 @@ def _settled(snapshot):
 
 def _same(now, before):
     assert now == before
+
+
+def test_years_halves_and_custom_ranges_count_each_buyer_once(api, headers, book):
+    """a bought 100, 40 and 10 days ago, b 40 days ago: over a range holding them all there are two buyers
+    and one repeat buyer, however many months (or quarters) the purchases fall in."""
+    admin, team = headers(), book["team"]
+    first, last = (NOW - timedelta(days=100)).date(), NOW.date()
+    a, b, _ = book["customers"]
+    bought = [(a, NOW - timedelta(days=100)), (a, NOW - timedelta(days=40)), (a, NOW - timedelta(days=10)),
+              (b, NOW - timedelta(days=40))]
+
+    def by_hand(kind):
+        found = defaultdict(lambda: (set(), set()))
+        for customer, when in bought:
+            buyers, repeat = found[Period.containing(kind, when).label]
+            buyers.add(customer)
+            if when > min(w for c, w in bought if c == customer):
+                repeat.add(customer)
+        return {label: (len(buyers), len(repeat)) for label, (buyers, repeat) in found.items()}
+
+    def ranged():
+        r = get(api, "/v1/reports/repurchase", admin, team=team, period_kind="range",
+                **{"from": first.isoformat()}, to=last.isoformat())
+        assert r.status_code == 200, r.text
+        [row] = r.json()["rows"]
+        assert row["period"] == f"{first.isoformat()}..{last.isoformat()}"
+        assert (row["purchases"], row["buyers"], row["repeat_buyers"], row["repurchase_rate"]) == (4, 2, 1, 0.5)
+        months = repurchase_rows(api, admin, team=team)["rows"]
+        assert sum(m["buyers"] for m in months) > 2            # what adding months up would have said
+
+    eventually(ranged)
+    for kind in ("half", "year"):
+        r = get(api, "/v1/reports/repurchase", admin, team=team, period_kind=kind, **{"from": first.isoformat()},
+                to=last.isoformat())
+        assert r.status_code == 200, r.text
+        got = {row["period"]: (row["buyers"], row["repeat_buyers"]) for row in r.json()["rows"] if row["buyers"]}
+        assert got == by_hand(kind), kind
+    board = get(api, "/v1/reports/dashboard", admin, team=team, **{"from": first.isoformat()}, to=last.isoformat())
+    assert board.status_code == 200, board.text
+    assert board.json()["period"]["kind"] == "range"
+    assert (board.json()["figures"]["buyers"], board.json()["figures"]["repeat_buyers"]) == (2, 1)
+    csv_answer = get(api, "/v1/reports/repurchase", admin, team=team, period_kind="range", format="csv",
+                     **{"from": first.isoformat()}, to=last.isoformat())
+    assert list(csv.DictReader(io.StringIO(csv_answer.text, newline="")))[0]["buyers"] == "2"
+
+
+def test_bad_ranges_answer_400_naming_the_field(api, headers):
+    admin = headers()
+    for path, params, field in (
+            ("/v1/reports/churn", {"period_kind": "range", "from": "2026-02-10"}, "to"),
+            ("/v1/reports/churn", {"period_kind": "range", "from": "2026-05-21", "to": "2026-05-20"}, "from"),
+            ("/v1/reports/churn", {"period_kind": "range", "from": "2024-01-01", "to": "2026-01-01"}, "to"),
+            ("/v1/reports/churn", {"period_kind": "range", "from": "2026-02-30", "to": "2026-03-01"}, "from"),
+            ("/v1/reports/churn", {"period_kind": "year", "from": "2026-H3"}, "from"),
+            ("/v1/reports/dashboard", {"from": "2026-02-10"}, "to"),
+            ("/v1/reports/dashboard", {"period": "2026", "from": "2026-01-01", "to": "2026-01-02"}, "period"),
+            ("/v1/reports/dashboard", {"period": "2026-01-01..2027-06-01"}, "period")):
+        r = get(api, path, admin, **params)
+        assert r.status_code == 400 and field in r.json()["fields"], (params, r.text)

@@ -1,4 +1,5 @@
-"""Pure core of the reports service: periods, facts -> counters, customer books, figures, tables, access, CSV.
+"""Pure core of the reports service: periods, facts -> counters, customer books, range marks, figures, tables,
+access, CSV.
 
 No nameko, HTTP or SQL here. The service keeps one book per customer (book.py:
 its timeline of attribute changes and its fact records, whatever order events
@@ -12,8 +13,9 @@ from .access import ReportAccessDenied, check_access, default_slice, scope_for
 from .counters import (
     ALL, ALL_DIMENSION, ALL_VALUE, BREAKDOWN_DIMENSIONS, DEFAULT_ACK_SLA, LIFECYCLES, NONE_VALUE,
     PIPELINE_STAGES, SCOPE_DIMENSIONS, STOCK_METRICS, TIERS, AlertEvent, AlertFact, CounterDelta, CounterKey,
-    CounterSource, CustomerChangeFact, CustomerState, Dimension, Dims, Fact, InMemoryCounters, InteractionFact,
-    PurchaseFact, Slice, StageChangeFact, TaskEvent, TaskFact, counter_updates, slices_for,
+    DISTINCT_METRICS, CounterSource, CustomerChangeFact, CustomerState, Dimension, Dims, Fact, InMemoryCounters,
+    InteractionFact,
+    PurchaseFact, Slice, StageChangeFact, TaskEvent, TaskFact, counter_updates, is_distinct, slices_for,
 )
 from .export import format_cell, to_csv
 from .figures import (
@@ -24,13 +26,13 @@ from .figures import (
     retention_rate, revenue, win_rate,
 )
 from .periods import (
-    PERIOD_KINDS, InvalidPeriod, Period, PeriodKind, format_period, parse_period, period_end, period_start,
-    periods_between, stock_plan, utc_date,
+    PERIOD_KINDS, DateRange, InvalidPeriod, Period, PeriodKind, format_period, parse_period, parse_range,
+    period_end, period_start, periods_between, stock_plan, utc_date,
 )
 from .book import DISTINCT_KINDS, Change, Knowledge, Outcome, Recount, Record, Timeline, reconcile, recount_for
 from .entries import Origin
 from .requests import (
-    as_of_day, check_breakdown, coverage_bars, dashboard_period, period_of, period_range, requested_slice,
+    as_of_day, check_breakdown, coverage_bars, dashboard_period, date_range, period_of, period_range, requested_slice,
     scope_json, scope_label, without_empty_none,
 )
 from .tables import TABLE_NAMES, TABLES, FigureTable

@@ -30,7 +30,11 @@ counters.
 Distinct counts ("customers that bought in July") need no marker table: a
 customer's contribution to a distinct counter is 1 when at least one of its own
 items maps to that counter key, and the items that can share a key lie in the
-same quarter or ISO week, which ``reconcile`` reads back to decide.
+same year (every day, month, quarter and half-year bucket lies within one) or
+ISO week (which can straddle two years), which ``reconcile`` reads back to decide.
+Custom date ranges are counted exactly from each item's distinct marks
+(``record_marks``, ``change_marks``: the customer or alert, the metric and the
+day, under the dimensions it was counted with), kept in a table of their own.
 
 Nothing here touches a database; the service loads and stores books.
 """
@@ -252,11 +256,11 @@ class Outcome:
 
 
 def window_start(moment: datetime) -> datetime:
-    """The earliest start of any period bucket holding `moment` (its quarter or its ISO week)."""
+    """The earliest start of any period bucket holding `moment` (its year or its ISO week)."""
     day = to_utc(moment).date()
-    quarter = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    year = date(day.year, 1, 1)
     week = day - timedelta(days=day.weekday())
-    return datetime.combine(min(quarter, week), time(), tzinfo=UTC)
+    return datetime.combine(min(year, week), time(), tzinfo=UTC)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

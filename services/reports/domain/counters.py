@@ -2,7 +2,9 @@
 
 Figures are read from maintained counters, never from scans. A counter is keyed
 by (metric, period_kind, period_start, dimension, dimension_value): one row per
-metric x period bucket (day, ISO week, month, quarter) x slice.
+metric x period bucket (day, ISO week, month, quarter, half-year, year) x slice.
+A custom date range is read as the sum of the buckets that tile it for additive
+metrics, and exactly for distinct ones (see ``range_flow``).
 
 Slices. A slice is "all", a scope (team or rep), a breakdown value (tier,
 lifecycle or industry), or a scope crossed with a breakdown value, so that a
@@ -50,7 +52,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Iterable, NamedTuple, Protocol
 
-from .periods import PERIOD_KINDS, Period, PeriodKind, period_start, stock_plan, utc_date
+from .periods import PERIOD_KINDS, DateRange, Period, PeriodKind, period_start, stock_plan, utc_date
 
 Number = int | Decimal
 
@@ -129,6 +131,14 @@ def alerts_resolved(outcome: str) -> str:
 
 
 STOCK_METRICS = tuple(customers_in(lc) for lc in LIFECYCLES) + (HEALTH_SUM, HEALTH_SCORED)
+# counters that count an entity (customer or alert) once per key: they do not add up over buckets
+DISTINCT_METRICS = frozenset({CHURNED, BUYERS, REPEAT_BUYERS, CUSTOMERS_DUE, CUSTOMERS_TOUCHED,
+                              ALERTS_HANDLED, ALERTS_HANDLED_IN_TIME, ALERTS_ESCALATED})
+
+
+def is_distinct(metric: str) -> bool:
+    """Whether a metric counts distinct customers or alerts (so a longer period is not the sum of shorter ones)."""
+    return metric in DISTINCT_METRICS or metric.startswith(("stage.entered:", "alerts.resolved:"))
 
 
 # --- slices and keys --------------------------------------------------------
@@ -471,11 +481,23 @@ def from_stored(metric: str, stored: int) -> Number:
 class CounterSource(Protocol):
     """What figures read; the persistence layer implements it over its counter table."""
 
-    def flow(self, metric: str, period: Period, slice_: Slice = ALL) -> Number:
-        """The counter in that bucket, 0 if absent."""
+    def flow(self, metric: str, period: Period | DateRange, slice_: Slice = ALL) -> Number:
+        """The counter in that bucket, 0 if absent; over a DateRange, see ``range_flow``."""
 
     def stock(self, metric: str, at: date, slice_: Slice = ALL) -> Number:
         """Sum of the metric's flows dated before day `at` (see periods.stock_plan)."""
+
+
+def range_flow(metric: str, span: DateRange, slice_: Slice, bucket_flow, distinct_over) -> Number:
+    """A metric over a custom range: additive ones are the sum of the coarsest buckets that tile it;
+    distinct ones cannot be summed (a customer buying in February and in April is one buyer of
+    February-April), so ``distinct_over(metric, span, slice_)`` counts them over the whole range."""
+    if is_distinct(metric):
+        return distinct_over(metric, span, slice_)
+    total: Number = 0
+    for tile in span.tiles():
+        total += bucket_flow(metric, tile, slice_)
+    return total
 
 
 @dataclass
@@ -493,8 +515,16 @@ class InMemoryCounters:
                 self.markers.add(marker)
             self.values[delta.key] = self.values.get(delta.key, 0) + delta.amount
 
-    def flow(self, metric: str, period: Period, slice_: Slice = ALL) -> Number:
+    def flow(self, metric: str, period: Period | DateRange, slice_: Slice = ALL) -> Number:
+        if isinstance(period, DateRange):
+            return range_flow(metric, period, slice_, self.flow, self._distinct_over)
         return self.values.get(CounterKey.of(metric, period, slice_), 0)
+
+    def _distinct_over(self, metric: str, span: DateRange, slice_: Slice) -> int:
+        """Entities marked under the day buckets of the range (each day bucket records who it counted)."""
+        return len({entity for key, entity in self.markers
+                    if key.metric == metric and key.period_kind is PeriodKind.DAY and span.contains(key.period_start)
+                    and key.dimension == slice_.dimension and key.dimension_value == slice_.value})
 
     def stock(self, metric: str, at: date, slice_: Slice = ALL) -> Number:
         total: Number = 0

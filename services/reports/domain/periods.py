@@ -1,8 +1,12 @@
-"""Reporting periods, all in UTC: day, ISO week (Monday start), month, quarter.
+"""Reporting periods, all in UTC: day, ISO week (Monday start), month, quarter, half-year, year,
+and custom date ranges.
 
 A period is identified by its kind and its first day; its end is exclusive
 (the first day of the next period). Labels: "2026-07-14", "2026-W27",
-"2026-07", "2026-Q3" (weeks use the ISO year, so 2027-01-01 is in "2026-W53").
+"2026-07", "2026-Q3", "2026-H2", "2026" (weeks use the ISO year, so 2027-01-01
+is in "2026-W53"; halves and years are calendar ones, weeks play no part in them).
+A ``DateRange`` is any run of whole days, "2026-02-10..2026-05-20" (both days
+included); ``tiles`` covers it with the coarsest period buckets that fit.
 """
 from __future__ import annotations
 
@@ -19,9 +23,14 @@ class PeriodKind(str, Enum):
     WEEK = "week"
     MONTH = "month"
     QUARTER = "quarter"
+    HALF = "half"
+    YEAR = "year"
+    RANGE = "range"  # a custom run of days (DateRange): not a counter bucket
 
 
-PERIOD_KINDS: tuple[PeriodKind, ...] = tuple(PeriodKind)
+# the kinds every fact is counted in (one counter bucket each)
+PERIOD_KINDS: tuple[PeriodKind, ...] = tuple(k for k in PeriodKind if k is not PeriodKind.RANGE)
+_MONTHS = {PeriodKind.MONTH: 1, PeriodKind.QUARTER: 3, PeriodKind.HALF: 6, PeriodKind.YEAR: 12}
 
 
 class InvalidPeriod(CrmError, ValueError):
@@ -38,11 +47,11 @@ def utc_date(moment: date | datetime) -> date:
 
 
 def _kind(kind: PeriodKind | str) -> PeriodKind:
-    try:
-        return PeriodKind(kind)
-    except ValueError:
-        raise InvalidPeriod(f"unknown period kind {kind!r}; use one of "
-                            f"{', '.join(k.value for k in PeriodKind)}", field="period") from None
+    known = next((k for k in PERIOD_KINDS if k == kind), None)
+    if known is None:
+        raise InvalidPeriod(f"unknown period kind {getattr(kind, 'value', kind)!r}; use one of "
+                            f"{', '.join(k.value for k in PERIOD_KINDS)}", field="period")
+    return known
 
 
 def _add_months(first_of_month: date, months: int) -> date:
@@ -57,9 +66,8 @@ def period_start(kind: PeriodKind | str, moment: date | datetime) -> date:
         return day
     if kind is PeriodKind.WEEK:
         return day - timedelta(days=day.weekday())
-    if kind is PeriodKind.MONTH:
-        return day.replace(day=1)
-    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    months = _MONTHS[kind]
+    return date(day.year, months * ((day.month - 1) // months) + 1, 1)
 
 
 def period_end(kind: PeriodKind | str, moment: date | datetime) -> date:
@@ -70,7 +78,7 @@ def period_end(kind: PeriodKind | str, moment: date | datetime) -> date:
         return start + timedelta(days=1)
     if kind is PeriodKind.WEEK:
         return start + timedelta(days=7)
-    return _add_months(start, 1 if kind is PeriodKind.MONTH else 3)
+    return _add_months(start, _MONTHS[kind])
 
 
 def format_period(kind: PeriodKind | str, moment: date | datetime) -> str:
@@ -83,7 +91,11 @@ def format_period(kind: PeriodKind | str, moment: date | datetime) -> str:
         return f"{iso.year}-W{iso.week:02d}"
     if kind is PeriodKind.MONTH:
         return f"{start.year}-{start.month:02d}"
-    return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    if kind is PeriodKind.QUARTER:
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    if kind is PeriodKind.HALF:
+        return f"{start.year}-H{(start.month - 1) // 6 + 1}"
+    return f"{start.year}"
 
 
 @dataclass(frozen=True, order=True)
@@ -128,16 +140,84 @@ def periods_between(kind: PeriodKind | str, first: date | datetime, last: date |
     return periods
 
 
+ONE_DAY = timedelta(days=1)
+# the buckets a range is tiled with, coarsest first (an ISO week only where it lies within one month,
+# so the tiling gets back onto month starts)
+_TILE_KINDS = (PeriodKind.YEAR, PeriodKind.HALF, PeriodKind.QUARTER, PeriodKind.MONTH, PeriodKind.WEEK,
+               PeriodKind.DAY)
+
+
+@dataclass(frozen=True, order=True)
+class DateRange:
+    """A custom run of whole UTC days: from `start` included to `end` excluded (label: both days included)."""
+    start: date
+    end: date
+
+    kind = PeriodKind.RANGE
+
+    def __post_init__(self):
+        if self.end <= self.start:
+            raise InvalidPeriod(f"a range ends after it starts, not {self.start}..{self.end}", field="period")
+
+    @property
+    def last_day(self) -> date:
+        return self.end - ONE_DAY
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def label(self) -> str:
+        return f"{self.start.isoformat()}..{self.last_day.isoformat()}"
+
+    def contains(self, moment: date | datetime) -> bool:
+        return self.start <= utc_date(moment) < self.end
+
+    def tiles(self) -> list[Period]:
+        """The coarsest period buckets that cover the range exactly, in order: what additive figures sum."""
+        tiles, cursor = [], self.start
+        while cursor < self.end:
+            for kind in _TILE_KINDS:
+                end = period_end(kind, cursor)
+                if period_start(kind, cursor) == cursor and end <= self.end and (
+                        kind is not PeriodKind.WEEK or end <= period_end(PeriodKind.MONTH, cursor)):
+                    tiles.append(Period(kind, cursor))
+                    cursor = end
+                    break
+        return tiles
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def parse_range(label: str) -> DateRange:
+    """"2026-02-10..2026-05-20": from the start of the first period to the end of the second, both included
+    (any period labels: "2026-02..2026-05" is February to May)."""
+    first, sep, last = label.strip().partition("..")
+    if not sep:
+        raise InvalidPeriod(f"bad range {label!r}; use 2026-02-10..2026-05-20", field="period")
+    return DateRange(parse_period(first).start, parse_period(last).end)
+
+
+def is_range_label(label: str) -> bool:
+    return ".." in label
+
+
 _LABELS = (
     (re.compile(r"(\d{4})-(\d{2})-(\d{2})"), PeriodKind.DAY),
     (re.compile(r"(\d{4})-W(\d{2})"), PeriodKind.WEEK),
     (re.compile(r"(\d{4})-(\d{2})"), PeriodKind.MONTH),
     (re.compile(r"(\d{4})-Q([1-4])"), PeriodKind.QUARTER),
+    (re.compile(r"(\d{4})-H([12])"), PeriodKind.HALF),
+    (re.compile(r"(\d{4})"), PeriodKind.YEAR),
 )
+LABEL_FORMS = "2026-07-14, 2026-W27, 2026-07, 2026-Q3, 2026-H2 or 2026"
 
 
 def parse_period(label: str) -> Period:
-    """"2026-07-14" -> day, "2026-W27" -> ISO week, "2026-07" -> month, "2026-Q3" -> quarter."""
+    """"2026-07-14" -> day, "2026-W27" -> ISO week, "2026-07" -> month, "2026-Q3" -> quarter,
+    "2026-H2" -> half-year, "2026" -> year."""
     text = label.strip().upper()
     for pattern, kind in _LABELS:
         match = pattern.fullmatch(text)
@@ -151,14 +231,18 @@ def parse_period(label: str) -> Period:
                 start = date.fromisocalendar(numbers[0], numbers[1], 1)
             elif kind is PeriodKind.MONTH:
                 start = date(numbers[0], numbers[1], 1)
-            else:
+            elif kind is PeriodKind.QUARTER:
                 start = date(numbers[0], 3 * numbers[1] - 2, 1)
+            elif kind is PeriodKind.HALF:
+                start = date(numbers[0], 6 * numbers[1] - 5, 1)
+            else:
+                start = date(numbers[0], 1, 1)
         except ValueError:
             break
         if not 1900 <= start.year <= 2999:  # its neighbours (the default range, the end) must exist too
             break
         return Period(kind, start)
-    raise InvalidPeriod(f"bad period {label!r}; use 2026-07-14, 2026-W27, 2026-07 or 2026-Q3", field="period")
+    raise InvalidPeriod(f"bad period {label!r}; use {LABEL_FORMS}", field="period")
 
 
 def stock_plan(at: date) -> list[tuple[PeriodKind, date | None, date]]:

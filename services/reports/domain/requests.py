@@ -11,7 +11,7 @@ from crm_common.errors import CrmError
 
 from .access import default_slice
 from .counters import ALL, BREAKDOWN_DIMENSIONS, NONE_VALUE, Slice
-from .periods import InvalidPeriod, Period, parse_period, periods_between
+from .periods import DateRange, InvalidPeriod, Period, is_range_label, parse_period, parse_range, periods_between
 from .settings import ReportSettings
 
 ONE_DAY = timedelta(days=1)
@@ -55,20 +55,53 @@ def scope_label(slice_: Slice) -> str:
     return "all customers"
 
 
-def period_of(label: str, field: str) -> Period:
+def period_of(label: str, field: str, settings: ReportSettings | None = None) -> Period | DateRange:
+    """A period label, or a range label "2026-02-10..2026-05-20" (at most `max_range_days` long)."""
     try:
-        return parse_period(label)
+        period = parse_range(label) if is_range_label(label) else parse_period(label)
     except InvalidPeriod as exc:
         raise CrmError(exc.message, field=field) from None
+    if isinstance(period, DateRange):
+        check_range_length(period, settings or ReportSettings(), field)
+    return period
+
+
+def check_range_length(span: DateRange, settings: ReportSettings, field: str) -> None:
+    if span.days > settings.max_range_days:
+        raise CrmError(f"the range {span.label} is {span.days} days long; at most {settings.max_range_days} "
+                       f"(longer: use period_kind=year or half)", field=field)
+
+
+def date_range(first: str | None, last: str | None, settings: ReportSettings) -> DateRange:
+    """A custom range from the start of `from` to the end of `to` (dates, or any period labels), both needed."""
+    for value, field in ((first, "from"), (last, "to")):
+        if not value:
+            raise CrmError(f"a custom range needs both from and to (dates, both included); {field} is missing",
+                           field=field)
+    start, end = _bucket_of(first, "from").start, _bucket_of(last, "to").end
+    if start >= end:
+        raise CrmError(f"from ({first}) is after to ({last})", field="from")
+    span = DateRange(start, end)
+    check_range_length(span, settings, "to")
+    return span
+
+
+def _bucket_of(label: str, field: str) -> Period:
+    period = period_of(label, field)
+    if isinstance(period, DateRange):
+        raise CrmError(f"{field} is one date or period label, not a range ({label})", field=field)
+    return period
 
 
 def period_range(kind: str, first: str | None, last: str | None, today: date,
-                 settings: ReportSettings) -> list[Period]:
+                 settings: ReportSettings) -> list[Period] | list[DateRange]:
     """Periods of `kind` from the one holding `from` to the one holding the end of `to` (labels or dates);
-    without `from`, the last `default_periods` of them."""
-    last_day = period_of(last, "to").end - ONE_DAY if last else today
+    without `from`, the last `default_periods` of them. Kind "range": the one custom range from-to."""
+    if kind == "range":
+        return [date_range(first, last, settings)]
+    last_day = _bucket_of(last, "to").end - ONE_DAY if last else today
     if first:
-        first_day = period_of(first, "from").start
+        first_day = _bucket_of(first, "from").start
     else:
         first_day = Period.containing(kind, last_day).start
         for _ in range(settings.default_periods - 1):
@@ -93,13 +126,19 @@ def as_of_day(value: date | None, today: date) -> date:
     return value
 
 
-def dashboard_period(label: str | None, as_of: date, today: date) -> Period:
+def dashboard_period(label: str | None, as_of: date, today: date, first: str | None = None,
+                     last: str | None = None, settings: ReportSettings | None = None) -> Period | DateRange:
     """Live (as_of today) the period may still be running: its figures are so far (default: this
     quarter). For a past as_of the period must have ended by then (default: the last quarter that
-    had), or later events would leak into it."""
+    had), or later events would leak into it. `from` and `to` give a custom range instead."""
     stocks_at = as_of + ONE_DAY
-    if label:
-        period = period_of(label, "period")
+    settings = settings or ReportSettings()
+    if label and (first or last):
+        raise CrmError("give period, or from and to (a custom range), not both", field="period")
+    if first or last:
+        period = date_range(first, last, settings)
+    elif label:
+        period = period_of(label, "period", settings)
     elif as_of >= today:
         period = Period.containing("quarter", as_of)
     else:

@@ -325,5 +325,6 @@ def books_of(service) -> dict:
             "records": {row((r.record_id, r.customer_id, r.at, repr(r.applied)))
                         for r in session.execute(select(models.customer_records))},
             "reps": {row(r) for r in session.execute(select(models.rep_directory))},
+            "marks": {tuple(r) for r in session.execute(select(models.distinct_marks))},
         }
 

@@ -186,19 +186,24 @@ def test_stage_moves_of_the_same_instant_count_in_the_producers_order(tmp_path, 
 INSTANTS = [datetime(2026, 7, 1, tzinfo=UTC) + timedelta(days=days) for days in (0, 3, 3.5, 9)]
 
 
+# across quarters, the half-year and the year, and an ISO week (2026-W53) that straddles two years
+YEAR_INSTANTS = [datetime(2026, 2, 10, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC),
+                 datetime(2026, 12, 30, tzinfo=UTC), datetime(2027, 1, 2, 12, tzinfo=UTC)]
+
+
 @st.composite
-def one_customer(draw):
+def one_customer(draw, instants=INSTANTS):
     """customer.created, then the producers' events about it in the order each emitted them: tier and
     lifecycle changes (several often at one instant), purchases, stage moves, interactions, scores."""
     h = Events(numbered=True)
     h.rep("r1", "east")
     tier, lifecycle = draw(st.sampled_from("ABC")), draw(st.sampled_from(["new", "active"]))
-    h.create("k1", INSTANTS[0].isoformat()[:19], team="east", rep="r1", tier=tier, lifecycle=lifecycle,
+    h.create("k1", instants[0].isoformat()[:19], team="east", rep="r1", tier=tier, lifecycle=lifecycle,
              industry="retail")
     stage = None
     for kind, when in draw(st.lists(st.tuples(
             st.sampled_from(["tier", "tier", "lifecycle", "lifecycle", "purchase", "stage", "interaction", "score"]),
-            st.sampled_from(INSTANTS)), min_size=1, max_size=12)):
+            st.sampled_from(instants)), min_size=1, max_size=12)):
         stamp = when.isoformat()[:19]
         if kind == "tier":
             new = draw(st.sampled_from("ABC"))
@@ -278,6 +283,30 @@ def test_any_delivery_of_one_customer_counts_as_delivering_it_in_order(data):
         assert tiers == {t: int(t == final["tier"]) for t in d.TIERS}
         assert lifecycles == {lc: int(lc == final["lifecycle"]) for lc in d.LIFECYCLES}
         assert (tier_moves, lifecycle_moves) == (moves["tier"], moves["lifecycle"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_delivery_across_years_counts_halves_years_and_ranges_as_in_order(data):
+    """The same property with facts spread over two years: half-year and year buckets (whose distinct
+    counts reach back to the year's start) and the distinct marks end as delivering in order, and a
+    customer is one buyer of a year or range however many of its quarters it bought in."""
+    events = data.draw(one_customer(YEAR_INSTANTS))
+    batches = data.draw(deliveries(events))
+    with tempfile.TemporaryDirectory() as directory:
+        in_order = make_service(Path(directory), "in-order")
+        feed(in_order, events)
+        delivered = make_service(Path(directory), "delivered")
+        feed_batches(delivered, batches)
+        assert counters_of(delivered) == counters_of(in_order)
+        assert books_of(delivered) == books_of(in_order)
+        bought = [e.data["purchased_at"] for e in events if e.name == "purchase.recorded"]
+        with delivered.store() as uow:
+            src = SqlCounters(uow.session)
+            for period in (d.parse_period("2026"), d.parse_period("2026-H2"), d.parse_period("2027"),
+                           d.parse_range("2026-02-10..2027-01-02"), d.parse_range("2026-07-01..2026-12-31")):
+                assert src.flow(d.counters.BUYERS, period) == int(any(period.contains(t) for t in bought)), period
+                assert src.flow(d.counters.PURCHASES, period) == sum(period.contains(t) for t in bought), period
 
 
 def _figures(service):

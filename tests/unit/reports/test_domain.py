@@ -217,7 +217,9 @@ def test_bad_labels_are_value_errors_and_bad_kinds_refused():
     with pytest.raises(ValueError):
         d.parse_period("2026-7")
     with pytest.raises(d.InvalidPeriod):
-        d.period_start("year", date(2026, 1, 1))
+        d.period_start("decade", date(2026, 1, 1))
+    with pytest.raises(d.InvalidPeriod):  # a custom range is not a bucket: DateRange
+        d.period_start("range", date(2026, 1, 1))
     with pytest.raises(d.InvalidPeriod):
         Period(PeriodKind.MONTH, date(2026, 7, 2))  # not a month start
 
@@ -282,13 +284,16 @@ def test_every_fact_moves_all_twelve_slices_in_every_period_kind():
     dims = Dims("east", "r1", "A", "active", None)
     fact = InteractionFact("i1", "c1", "complaint", "post_sale", at("2026-07-02T10:00"), 4, dims)
     deltas = d.counter_updates(fact)
-    # interactions, interactions:post_sale, satisfaction sum and count, complaints: 5 metrics x 4 kinds x 12 slices
-    assert len(deltas) == 5 * 4 * 12
+    # interactions, interactions:post_sale, satisfaction sum and count, complaints: 5 metrics x 6 kinds
+    # (day, week, month, quarter, half, year) x 12 slices
+    assert len(deltas) == 5 * 6 * 12
     slices = {(x.key.dimension, x.key.dimension_value) for x in deltas}
     assert len(slices) == 12
     assert ("rep.industry", "r1|(none)") in slices and ("team.lifecycle", "east|active") in slices
     weeks = {x.key.period_start for x in deltas if x.key.period_kind is PeriodKind.WEEK}
     assert weeks == {date(2026, 6, 29)}
+    assert {x.key.period_start for x in deltas if x.key.period_kind is PeriodKind.HALF} == {date(2026, 7, 1)}
+    assert {x.key.period_start for x in deltas if x.key.period_kind is PeriodKind.YEAR} == {date(2026, 1, 1)}
     assert all(x.distinct_of is None for x in deltas)
 
 
@@ -298,8 +303,8 @@ def test_hand_over_moves_only_rep_slices():
     fact = CustomerChangeFact("c2", at("2026-07-08"), before, replace(before, dims=replace(dims, rep="r2")))
     deltas = d.counter_updates(fact)
     assert {x.key.dimension for x in deltas} == {"rep", "rep.tier", "rep.lifecycle", "rep.industry"}
-    # customers:active, health.sum, health.scored; out of 4 r1 slices, into 4 r2 slices; 4 period kinds
-    assert len(deltas) == 3 * 8 * 4
+    # customers:active, health.sum, health.scored; out of 4 r1 slices, into 4 r2 slices; 6 period kinds
+    assert len(deltas) == 3 * 8 * 6
     month = [x for x in deltas if x.key.period_kind is PeriodKind.MONTH and x.key.dimension == "rep"]
     assert {(x.key.metric, x.key.dimension_value, x.amount) for x in month} == {
         ("customers:active", "r1", -1), ("customers:active", "r2", 1),

@@ -423,7 +423,7 @@ def test_bad_ranges_name_the_parameter(live, query, field):
 
 
 @pytest.mark.parametrize("query, field", [
-    ({"period_kind": "year"}, "period_kind"), ({"breakdown": "colour"}, "breakdown"), ({"format": "xml"}, "format"),
+    ({"period_kind": "decade"}, "period_kind"), ({"breakdown": "colour"}, "breakdown"), ({"format": "xml"}, "format"),
     ({"colour": "red"}, "colour"),
 ])
 def test_bad_parameters_name_the_parameter(live, query, field):
