@@ -49,17 +49,28 @@ function barChart(categories, values, name) {
   };
 }
 
-// the customers behind a clicked figure, from the customers listing (same filters the figure used)
+// the customers a figure counted in its period (GET /v1/reports/customers), each read from the customers API
+async function countedCustomers(behind) {
+  const page = await get("/v1/reports/customers", { ...behind, limit: 50 });
+  const items = await Promise.all(page.items.map((item) => get(`/v1/customers/${encodeURIComponent(item.customer_id)}`)
+    .catch(() => ({ id: item.customer_id, company: item.customer_id }))));
+  return { items, next_cursor: page.next_cursor, total: page.total };
+}
+
+// the customers behind a clicked figure: those a period's figure counted (drill.behind), or those in a class
+// now, from the customers listing (drill.filters, the same filters the figure used)
 function Behind({ drill, onClose }) {
-  const state = useLoad(() => get("/v1/customers", { ...drill.filters, limit: 50 }), [JSON.stringify(drill.filters)]);
-  const params = new URLSearchParams(Object.entries(drill.filters).filter(([, v]) => v));
+  const state = useLoad(() => drill.behind ? countedCustomers(drill.behind) : get("/v1/customers", { ...drill.filters, limit: 50 }),
+    [JSON.stringify(drill)]);
+  const params = new URLSearchParams(Object.entries(drill.filters || {}).filter(([, v]) => v));
   return html`<section class="card drill" aria-labelledby="drill-h" data-testid="drill">
     <h2 id="drill-h">${drill.label}</h2>
     <${Loaded} state=${state}>${(page) => page.items.length === 0 ? html`<p class="empty">${t("no_customers")}</p>` : html`
       <${Table} head=${[t("customer"), t("tier"), t("lifecycle"), t("owner"), t("revenue_12m")]}
         rows=${page.items.map((c) => html`<tr data-customer=${c.id}><td><${Link} href=${`/customers/${encodeURIComponent(c.id)}`}>${c.company}<//></td>
           <td>${c.tier}</td><td>${tl("lifecycle", c.lifecycle)}</td><td>${c.owner_id || "–"}</td><td class="num">${fmtMoney(c.rolling_12m_total)}</td></tr>`)} />
-      ${page.next_cursor && html`<p><${Link} href=${`/customers?${params}`}>${t("more")} →<//></p>`}`}<//>
+      ${drill.behind ? page.next_cursor && html`<p>${t("first_of", { n: page.items.length, total: page.total })}</p>`
+        : page.next_cursor && html`<p><${Link} href=${`/customers?${params}`}>${t("more")} →<//></p>`}`}<//>
     <button type="button" onClick=${onClose}>${t("close")}</button>
   </section>`;
 }
@@ -89,6 +100,12 @@ export function DashboardPage({ user }) {
   const teams = teamsOf(reps.data?.items || []);
   const breakdowns = ["tier", "lifecycle", "industry", "rep", ...(user.role === "admin" ? ["team"] : [])];
   const drillScope = { team: applied.team || (user.role === "manager" ? user.team : undefined), owner_id: applied.rep || undefined };
+  // a point of a rate chart: the customers its numerator counted in that period (and breakdown value)
+  const counted = (metric, table) => (p) => {
+    const key = table.breakdown, value = key && p.seriesName !== "–" ? p.seriesName : undefined;
+    setDrill({ label: t("customers_behind", { label: `${t(metric)} · ${p.name}${value ? ` · ${value}` : ""}` }),
+               behind: { metric, period: p.name, ...scope, ...(value ? { [key]: value } : {}) } });
+  };
   return html`<h1>${t("dashboard_title")}</h1>
     <form class="filters" onSubmit=${(e) => { e.preventDefault(); setDrill(null); setApplied(form); }}>
       <${Field} label=${t("period_kind")} name="period_kind">${(p) => html`<select ...${p} onChange=${set("period_kind")}>${options(PERIOD_KINDS, (v) => tl("pk", v), form.period_kind)}</select>`}<//>
@@ -128,10 +145,11 @@ export function DashboardPage({ user }) {
         <p class="hint">${t("click_hint")}</p>
         ${drill && html`<${Behind} drill=${drill} onClose=${() => setDrill(null)} />`}
         <div class="charts">
-          <${Chart} id="chart-churn" title=${t("churn_over_time")} ...${churn} />
-          <${Chart} id="chart-repurchase" title=${t("repurchase_over_time")} ...${repurchase} />
+          <${Chart} id="chart-churn" title=${t("churn_over_time")} ...${churn} onClick=${counted("churned", d.churn)} />
+          <${Chart} id="chart-repurchase" title=${t("repurchase_over_time")} ...${repurchase} onClick=${counted("repeat_buyers", d.repurchase)} />
           <${Chart} id="chart-funnel" title=${`${t("funnel")} · ${d.board.period?.label}`} ...${funnel}
-            onClick=${(p) => setDrill({ label: t("now_at_stage", { stage: p.name }), filters: { ...drillScope, stage: funnelRows[p.dataIndex].stage } })} />
+            onClick=${(p) => setDrill({ label: t("entered_stage", { stage: p.name, period: d.board.period?.label }),
+                                        behind: { metric: `stage.entered:${funnelRows[p.dataIndex].stage}`, period: d.board.period?.label, ...scope } })} />
           <${Chart} id="chart-coverage" title=${`${t("coverage_by_rep")} · ${d.followups.from}`} ...${coverage}
             onClick=${(p) => repRows[p.dataIndex]?.rep && setDrill({ label: t("all_customers_of", { rep: repRows[p.dataIndex].rep }), filters: { ...drillScope, owner_id: repRows[p.dataIndex].rep } })} />
           <${Chart} id="chart-tier" title=${t("tier_distribution")} ...${tiers}

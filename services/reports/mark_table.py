@@ -42,3 +42,17 @@ def distinct_counts(session, span: d.DateRange, slices: Iterable[d.Slice]) -> di
                 if slice_ is not None:
                     found[slice_][row[0]] = row[-1]
     return found
+
+
+def entities(session, metric: str, start, end, slice_: d.Slice, limit: int,
+             after: str | None = None) -> tuple[int, list[tuple[str, object]]]:
+    """The entities behind a distinct figure of a slice over [start, end): how many in all, and up to
+    `limit` of them after `after` (in id order) with the first day each was counted."""
+    where = [distinct_marks.c.metric == metric, distinct_marks.c.day >= start, distinct_marks.c.day < end,
+             *(distinct_marks.c[f] == getattr(slice_, f) for f in SLICE_FIELDS if getattr(slice_, f) is not None)]
+    total = session.execute(select(func.count(distinct_marks.c.entity.distinct())).where(*where)).scalar_one()
+    page = select(distinct_marks.c.entity, func.min(distinct_marks.c.day)).where(*where)
+    if after is not None:
+        page = page.where(distinct_marks.c.entity > after)
+    rows = session.execute(page.group_by(distinct_marks.c.entity).order_by(distinct_marks.c.entity).limit(limit))
+    return total, [tuple(row) for row in rows]

@@ -10,9 +10,10 @@ from datetime import date
 from sqlalchemy import func, select
 
 from crm_common.auth import Principal
+from crm_common.cursors import decode_cursor, encode_cursor
 from crm_common.db import utc
-from crm_common.errors import NotFound
-from services.reports import charts, domain as d
+from crm_common.errors import CrmError, NotFound
+from services.reports import charts, domain as d, mark_table
 from services.reports.counter_table import SqlCounters
 from services.reports.domain.requests import ONE_DAY, scope_json, scope_label
 from services.reports.models import (
@@ -101,6 +102,26 @@ def dashboard(uow, principal: Principal, params: dict, today: date, settings: d.
             "by_tier": d.distribution(src, stocks_at, "tier", list(d.TIERS), scope),
         },
     }
+
+
+def customers_behind(uow, principal: Principal, params: dict, today: date, settings: d.ReportSettings) -> dict:
+    """The customers a distinct figure counts (buyers, churned, a funnel stage's entries, ...) in one period or
+    custom range of one slice: as many as the figure says, listed by id, a page at a time."""
+    period = d.dashboard_period(params.get("period"), today, today, params.get("from"), params.get("to"), settings)
+    scope = scope_of(uow, principal, params.get("team"), params.get("rep"))
+    values = [(name, params[name]) for name in ("tier", "lifecycle", "industry") if params.get(name)]
+    if len(values) > 1:
+        raise CrmError("give at most one of tier, lifecycle and industry", field=values[1][0])
+    slice_ = scope.with_value(*values[0]) if values else scope
+    after = decode_cursor(params["cursor"], lambda key: str(key["after"])) if params.get("cursor") else None
+    total, page = mark_table.entities(uow.session, params["metric"], period.start, period.end, slice_,
+                                      params["limit"] + 1, after)
+    more = len(page) > params["limit"]
+    page = page[:params["limit"]]
+    return {"metric": params["metric"], "period": {"label": period.label, "start": period.start, "end": period.end},
+            "scope": scope_json(scope), **dict(values), "total": total,
+            "items": [{"customer_id": entity, "first_day": first} for entity, first in page],
+            "next_cursor": encode_cursor({"after": page[-1][0]}) if more else None}
 
 
 def dashboard_row(board: dict) -> dict:

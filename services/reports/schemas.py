@@ -1,7 +1,7 @@
 """Query parameters of the reports HTTP API (unknown parameters are refused, naming them)."""
 from marshmallow import RAISE, Schema, fields, validate
 
-from services.reports.domain import PERIOD_KINDS
+from services.reports.domain import CUSTOMER_METRICS, PERIOD_KINDS
 
 KINDS = (*(k.value for k in PERIOD_KINDS), "range")  # range: one row from `from` to `to`, both days included
 BREAKDOWNS = ("team", "rep", "tier", "lifecycle", "industry")
@@ -52,3 +52,16 @@ class DistributionQuery(Query):
     as_of = fields.Date()
     base = fields.String(load_default="all", validate=validate.OneOf(("all", "active")))
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
+
+
+class BehindQuery(Query):
+    """GET /v1/reports/customers: the customers behind a distinct figure (the dashboard's period rules)."""
+    metric = fields.String(required=True, validate=validate.OneOf(CUSTOMER_METRICS))
+    period = Label()
+    from_ = Label(data_key="from")
+    to = Label()
+    tier = Name()
+    lifecycle = Name()
+    industry = Name()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = Name()

@@ -50,6 +50,11 @@ class ReportsService(Operations):
                         f"distribution-{result['dimension']}-{result['as_of']}.csv")
         return result
 
+    @api("GET", "/v1/reports/customers")
+    def customers_behind(self, request):
+        params = schemas.BehindQuery().load(request.args.to_dict())
+        return self.store.run(queries.customers_behind, request.principal, params, self._today(), self.settings)
+
     @api("GET", "/v1/reports/charts/<name>.svg")
     def chart(self, request, name):
         params = schemas.ChartQuery().load(request.args.to_dict())

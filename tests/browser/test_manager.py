@@ -73,6 +73,24 @@ async def test_the_dashboard_charts_carry_the_reports_apis_numbers(open_console,
     assert listed == expected and "Northwind Trading" in listed
     await page.shot("dashboard-drill")
 
+    # a click on the funnel's first bar lists who entered that stage in the headline period: the reports API's list
+    entered = board["funnel"][0]["entered"]
+    assert entered > 0
+    await page.get_by_role("button", name="Close").click()
+    await page.locator("#chart-funnel").scroll_into_view_if_needed()
+    point = await page.evaluate("""n => echarts.getInstanceByDom(document.getElementById('chart-funnel'))
+        .convertToPixel({seriesIndex: 0}, [0, n / 2])""", entered)
+    box = await page.locator("#chart-funnel").bounding_box()
+    await page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+    await drill.get_by_role("heading", name=f"in {board['period']['label']}").wait_for()
+    await drill.locator("tbody tr").first.wait_for()
+    listed = set(await drill.locator("tbody tr td:first-child").all_inner_texts())
+    behind = await crm.get("/v1/reports/customers", metric="stage.entered:first_contact",
+                           period=board["period"]["label"], **as_manager)
+    assert behind["total"] == entered
+    names = {(await crm.get(f"/v1/customers/{item['customer_id']}", **as_manager))["company"] for item in behind["items"]}
+    assert listed == names and len(listed) == min(entered, 50)
+
 
 async def test_the_alert_queue_acknowledges_and_resolves(open_console, crm, world):
     customer_id = world["customers"]["lakeside"]

@@ -370,7 +370,7 @@ def parsed_by(path: str, name: str) -> bool:
 RELATED = {"from": {"from", "to"}, "to": {"from", "to"}, "period_start": {"period_start", "period_end"},
            "period_end": {"period_start", "period_end"}, "as_of": {"as_of", "period"}}
 # the other required parameters of a route, valid, so that one bad value is all that is wrong
-VALID_QUERY = {"period_start": iso(NOW - 30 * DAY), "period_end": iso(NOW), "dimension": "tier"}
+VALID_QUERY = {"period_start": iso(NOW - 30 * DAY), "period_end": iso(NOW), "dimension": "tier", "metric": "buyers"}
 
 
 # null where the document has no `nullable`, but the schema takes null as "the default" (first_contact):

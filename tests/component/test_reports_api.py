@@ -340,3 +340,48 @@ def test_bad_ranges_answer_400_naming_the_field(api, headers):
             ("/v1/reports/dashboard", {"period": "2026-01-01..2027-06-01"}, "period")):
         r = get(api, path, admin, **params)
         assert r.status_code == 400 and field in r.json()["fields"], (params, r.text)
+
+
+def test_the_customers_behind_a_figure_are_as_many_as_it_says_and_in_scope(api, headers, book):
+    """a bought 100, 40 and 10 days ago, b 40 days ago, c was won 5 days ago (docs/openapi: /v1/reports/customers)."""
+    admin, team = headers(), book["team"]
+    a, b, c = book["customers"]
+    span = {"from": (NOW - timedelta(days=100)).date().isoformat(), "to": NOW.date().isoformat()}
+
+    def behind(hdrs=admin, **params):
+        r = get(api, "/v1/reports/customers", hdrs, **params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def buyers_listed():
+        listed = behind(metric="buyers", team=team, **span)
+        board = get(api, "/v1/reports/dashboard", admin, team=team, **span).json()
+        assert listed["total"] == board["figures"]["buyers"] == 2
+        assert sorted(i["customer_id"] for i in listed["items"]) == sorted([a, b])
+        assert {i["customer_id"]: i["first_day"] for i in listed["items"]}[a] == span["from"]
+
+    eventually(buyers_listed)
+    assert [i["customer_id"] for i in behind(metric="repeat_buyers", team=team, **span)["items"]] == [a]
+    assert [i["customer_id"] for i in behind(metric="stage.entered:won", team=team, **span)["items"]] == [c]
+    assert [i["customer_id"] for i in behind(metric="buyers", team=team, industry="food", **span)["items"]] == [b]
+    first = behind(metric="buyers", team=team, limit=1, **span)
+    second = behind(metric="buyers", team=team, limit=1, cursor=first["next_cursor"], **span)
+    assert [first["items"][0]["customer_id"], second["items"][0]["customer_id"]] == sorted([a, b])
+    assert second["next_cursor"] is None
+    # a rep sees only their own customers behind a figure; another team's manager is refused
+    rep_one = behind(headers(f"{team}-r1", "rep", team), metric="buyers", **span)
+    assert [i["customer_id"] for i in rep_one["items"]] == [a] and rep_one["scope"] == {"rep": f"{team}-r1"}
+    outsider = f"{team}-other-mgr"
+    requests.post(f"{api}/v1/reps", headers=admin, timeout=30,
+                  json={"id": outsider, "name": outsider, "team": f"{team}-other", "role": "manager"})
+    eventually(lambda: _status(get(api, "/v1/reports/customers", headers(outsider, "manager", f"{team}-other"),
+                                   metric="buyers", team=team), 403))
+    for params, field in (({"metric": "revenue"}, "metric"), ({"metric": "buyers", "limit": "0"}, "limit"),
+                          ({"metric": "buyers", "tier": "A", "industry": "food"}, "industry"),
+                          ({"metric": "buyers", "from": "2026-02-10"}, "to")):
+        r = get(api, "/v1/reports/customers", admin, **params)
+        assert r.status_code == 400 and field in r.json()["fields"], (params, r.text)
+
+
+def _status(answer, expected):
+    assert answer.status_code == expected, answer.text

@@ -11,7 +11,7 @@ a ``CounterSource`` backed by its counter table.
 """
 from .access import ReportAccessDenied, check_access, default_slice, scope_for
 from .counters import (
-    ALL, ALL_DIMENSION, ALL_VALUE, BREAKDOWN_DIMENSIONS, DEFAULT_ACK_SLA, LIFECYCLES, NONE_VALUE,
+    ALL, ALL_DIMENSION, ALL_VALUE, BREAKDOWN_DIMENSIONS, CUSTOMER_METRICS, DEFAULT_ACK_SLA, LIFECYCLES, NONE_VALUE,
     PIPELINE_STAGES, SCOPE_DIMENSIONS, STOCK_METRICS, TIERS, AlertEvent, AlertFact, CounterDelta, CounterKey,
     DISTINCT_METRICS, CounterSource, CustomerChangeFact, CustomerState, Dimension, Dims, Fact, InMemoryCounters,
     InteractionFact,

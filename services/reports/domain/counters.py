@@ -136,6 +136,11 @@ DISTINCT_METRICS = frozenset({CHURNED, BUYERS, REPEAT_BUYERS, CUSTOMERS_DUE, CUS
                               ALERTS_HANDLED, ALERTS_HANDLED_IN_TIME, ALERTS_ESCALATED})
 
 
+# distinct counters whose entities are customers: the customers behind such a figure can be listed
+CUSTOMER_METRICS = (BUYERS, REPEAT_BUYERS, CHURNED, CUSTOMERS_DUE, CUSTOMERS_TOUCHED,
+                    *(f"stage.entered:{stage}" for stage in PIPELINE_STAGES))
+
+
 def is_distinct(metric: str) -> bool:
     """Whether a metric counts distinct customers or alerts (so a longer period is not the sum of shorter ones)."""
     return metric in DISTINCT_METRICS or metric.startswith(("stage.entered:", "alerts.resolved:"))
