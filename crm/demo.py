@@ -1,5 +1,5 @@
-"""Realistic demo data, loaded like a sales org moving in: customers and purchases as spreadsheet files
-through the bulk importer (the files stay in the demo's data folder), pipeline moves and the directory
+"""Realistic demo data, loaded like a sales org moving in: customers, their pipeline moves and purchases as
+spreadsheet files through the bulk importer (the files stay in the demo's data folder), the reps directory
 through the public HTTP API."""
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-
-from eventlet.greenpool import GreenPool
-from tqdm import tqdm
 
 from crm import importer
 from crm_common.auth import issue_token
@@ -138,7 +135,7 @@ CUSTOMER_COLUMNS = ("external_id", "company", "industry", "source_channel", "own
                     "contact_role", "contact_phone", "contact_email", "contact_is_decision_maker", "birthday",
                     "contract_anniversary", "created_at")
 PURCHASE_COLUMNS = ("customer", "amount", "currency", "purchased_at", "invoice_ref")
-CONCURRENCY = 8  # stage moves in flight
+STAGE_COLUMNS = ("customer", "stage", "changed_at")
 
 
 def _cell_time(iso_text: str) -> str:
@@ -164,12 +161,18 @@ def purchase_rows(history: dict) -> list[dict]:
             for p in history["purchases"]]
 
 
+def stage_rows(history: dict) -> list[dict]:
+    return [{"customer": history["customer"]["external_id"], "stage": move["stage"],
+             "changed_at": _cell_time(move["changed_at"])} for move in history["stages"]]
+
+
 def write_import_files(folder: str, histories: list[dict]) -> list[str]:
-    """customers.csv and purchases.csv in the import templates' columns (docs/imports.md)."""
+    """customers.csv, stages.csv and purchases.csv in the import templates' columns (docs/imports.md)."""
     os.makedirs(folder, exist_ok=True)
-    paths = [os.path.join(folder, "customers.csv"), os.path.join(folder, "purchases.csv")]
+    paths = [os.path.join(folder, name) for name in ("customers.csv", "stages.csv", "purchases.csv")]
     for path, columns, rows in ((paths[0], CUSTOMER_COLUMNS, [customer_row(h) for h in histories]),
-                                (paths[1], PURCHASE_COLUMNS, [r for h in histories for r in purchase_rows(h)])):
+                                (paths[1], STAGE_COLUMNS, [r for h in histories for r in stage_rows(h)]),
+                                (paths[2], PURCHASE_COLUMNS, [r for h in histories for r in purchase_rows(h)])):
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, columns)
             writer.writeheader()
@@ -187,8 +190,8 @@ def customer_ids_by_external_id(admin: Api) -> dict[str, dict]:
 
 
 def load(base_url: str, secret: str, customers: int, folder: str, seed: int = 7) -> dict:
-    """The directory, then customers.csv (written to `folder`) through the importer, each customer's dated
-    pipeline moves, and purchases.csv through the importer."""
+    """The directory, then customers.csv, stages.csv (each customer's dated pipeline moves) and purchases.csv,
+    written to `folder`, through the importer."""
     rng = random.Random(seed)
     random.seed(seed)
     people, tokens = directory(secret)
@@ -205,31 +208,13 @@ def load(base_url: str, secret: str, customers: int, folder: str, seed: int = 7)
     now = datetime.now(timezone.utc)
     histories = [customer_history(rng, index, reps[index % len(reps)], now) for index in range(customers)]
     files, options = importer.Api(base_url, tokens["admin"]), {"dry_run": False, "mapping": {}, "timezone": "UTC"}
-
-    def import_file(path: str) -> None:
+    for path in write_import_files(folder, histories):
         status = importer.import_file(files, path, None, options, path.replace(".csv", ".rejected.csv"), quiet=False)
         if status != importer.EXIT_OK:
             raise RuntimeError(f"the demo's {path} did not import cleanly (exit {status}); see its rejected rows")
-
-    customers_file, purchases_file = write_import_files(folder, histories)
-    import_file(customers_file)
     imported = customer_ids_by_external_id(admin)
-
-    def move_stages(history: dict) -> None:
-        customer_id = imported[history["customer"]["external_id"]]["id"]
-        for move in history["stages"]:
-            status, body = admin.call("POST", f"/v1/customers/{customer_id}/stage", move)
-            if status != 200:
-                raise RuntimeError(f"stage move {move} of {customer_id} failed: {status} {body}")
-
-    # the moves before the purchases: the file's thousands of events are not in their way then
-    with tqdm(total=len(histories), desc="pipeline moves", unit="cust", dynamic_ncols=True) as bar:
-        for _ in GreenPool(CONCURRENCY).imap(move_stages, histories):
-            bar.update(1)
-    import_file(purchases_file)
-    final = customer_ids_by_external_id(admin).values()
-    return {"people": people, "tokens": tokens, "tiers": Counter(c["tier"] for c in final),
-            "lifecycles": Counter(c["lifecycle"] for c in final),
+    return {"people": people, "tokens": tokens, "tiers": Counter(c["tier"] for c in imported.values()),
+            "lifecycles": Counter(c["lifecycle"] for c in imported.values()),
             "purchases": sum(len(h["purchases"]) for h in histories), "files": folder,
             "customer_ids": [(imported[h["customer"]["external_id"]]["id"], h["customer"]["owner_id"])
                              for h in histories]}

@@ -205,7 +205,7 @@ def run(args) -> int:
 
 def add_parser(commands) -> None:
     from crm_common.config import env
-    parser = commands.add_parser("import", help="import customers, purchases or interactions from CSV / .xlsx files")
+    parser = commands.add_parser("import", help="import customers, purchases, interactions or pipeline stages from CSV / .xlsx files")
     parser.add_argument("files", nargs="+", metavar="FILE", help=".csv (any delimiter; UTF-8 or GBK) or .xlsx")
     parser.add_argument("--api", default=env("CRM_API", "http://127.0.0.1:8000"), help="the system's address")
     parser.add_argument("--token", default=env("CRM_TOKEN"), help="a manager's or admin's API token")

@@ -70,6 +70,15 @@ TEMPLATES: dict[str, dict[str, Column]] = {
         Column("summary", ("notes", "content", "details", "内容", "跟进内容", "摘要", "备注")),
         Column("satisfaction", ("rating", "满意度", "评分")),
     ),
+    # the pipeline's dated moves (a deal's stage history): after the customers file, like the others
+    "stages": _columns(
+        Column("customer", ("customer id", "customer external id", "external id", "customer no", "account id",
+                            "客户编号", "客户编码", "客户id", "客户"), required=True),
+        Column("stage", ("pipeline stage", "deal stage", "sales stage", "status", "阶段", "销售阶段", "商机阶段"),
+               required=True),
+        Column("changed_at", ("date", "moved", "moved at", "stage date", "changed", "变更时间", "变更日期",
+                              "阶段日期", "日期"), required=True),
+    ),
 }
 KINDS = tuple(TEMPLATES)
 

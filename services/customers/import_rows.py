@@ -21,7 +21,7 @@ from crm_common.errors import CrmError
 from services.customers import classifier, commands, schemas
 from services.customers.domain import imports as rules
 from services.customers.domain import ClassificationPolicy
-from services.customers.models import customers, import_keys, import_rejections, purchases, reps
+from services.customers.models import customers, import_keys, import_rejections, purchases, reps, stage_history
 
 # where the API's field names point back to the file's columns
 API_TO_COLUMN = {"owner_id": "owner", "external_ref": "invoice_ref", "contacts": "contact_name",
@@ -71,7 +71,7 @@ def apply(uow, context: Context, batch, prepared, now: datetime) -> dict:
             if context.kind == "interactions":
                 outcome = _recorded_interaction(uow, context, number, prepared[index])
             else:
-                apply_row = _customer_row if context.kind == "customers" else _purchase_row
+                apply_row = {"customers": _customer_row, "purchases": _purchase_row, "stages": _stage_row}[context.kind]
                 outcome = apply_row(uow, context, number, row, now, touched)
         except Rejected as exc:
             _reject(uow, context, number, exc.problems)
@@ -203,6 +203,25 @@ def _purchase_row(uow, context: Context, number: int, row: rules.RowReader, now:
         uow, context.actor, customer.id, data, now, context.policy, reclassify_after=False))
     touched[customer.id] = min(touched.get(customer.id, purchase["purchased_at"]), purchase["purchased_at"])
     return "imported"
+
+
+# ---------------------------------------------------------------- pipeline moves
+
+def _stage_row(uow, context: Context, number: int, row: rules.RowReader, now: datetime, touched) -> str:
+    customer = _customer_by_external_id(uow, context, row)
+    body = rules.stage_body(row, context.zone)
+    _check(row)
+    _seen(uow, context, f"stage:{customer.id}:{body['stage']}:{body['changed_at']}", number, "stage", row)
+
+    def move(data: dict) -> str:
+        if uow.session.execute(select(stage_history.c.id).where(
+                stage_history.c.customer_id == customer.id, stage_history.c.to_stage == data["stage"],
+                stage_history.c.changed_at == data["changed_at"])).first():
+            return "unchanged"  # in the customer's history already (the file imported before)
+        commands.move_stage(uow, context.actor, customer.id, data["stage"], data["changed_at"], now)
+        return "imported"
+
+    return _use_case(uow, context, row, schemas.StageMoveSchema, body, move)
 
 
 # ---------------------------------------------------------------- interactions (applied by followups)

@@ -22,7 +22,7 @@ def test_demo_runs_end_to_end(tmp_path):
                      "Value tier", "answers HTTP 404", "work list today", "Churn early warning",
                      "Charts and tables for a manager"):
         assert expected in out, f"{expected!r} missing from the demo's output:\n{out[-3000:]}"
-    assert sorted(os.listdir(data_dir / "import")) == ["customers.csv", "purchases.csv"]  # a user can look
+    assert sorted(os.listdir(data_dir / "import")) == ["customers.csv", "purchases.csv", "stages.csv"]  # to look at
     charts = os.listdir(data_dir / "reports")
     assert {"churn-by-team.svg", "repurchase-by-team.svg", "summary-by-team-monthly.csv"} <= set(charts)
 
@@ -56,7 +56,7 @@ def undocumented(body, fields, where=""):
 
 def test_the_demo_sends_only_documented_fields(tmp_path):
     """Its loader is a client like any other: its files have only the import templates' columns, and every
-    field of its stage moves and interaction bodies is in the OpenAPI."""
+    field of its interaction and task bodies is in the OpenAPI."""
     import csv
     import random
     from datetime import datetime, timezone
@@ -73,15 +73,14 @@ def test_the_demo_sends_only_documented_fields(tmp_path):
     rng, now = random.Random(3), datetime.now(timezone.utc)
     owner = {"id": "rep-north-1"}
     histories = [demo.customer_history(rng, i, owner, now) for i in range(200)]
-    for path, kind in zip(demo.write_import_files(str(tmp_path), histories), ("customers", "purchases")):
+    for path, kind in zip(demo.write_import_files(str(tmp_path), histories), ("customers", "stages", "purchases")):
         with open(path, newline="", encoding="utf-8") as handle:
             headers = next(csv.reader(handle))
         assert set(headers) <= set(TEMPLATES[kind]) and detect_kind(headers) == kind, (path, headers)
     plans = [demo_followups._plan(rng, f"c{i}", "rep-north-1", lifecycle, now, diligence)
              for i, lifecycle in enumerate(("potential", "new", "active", "at_risk", "dormant", "churned") * 30)
              for diligence in (0.0, 1.0)]
-    sent = {"/v1/customers/{customer_id}/stage": [move for h in histories for move in h["stages"]],
-            "/v1/interactions": [demo_followups.interaction_body(t, ["int_1", "int_2", "int_3"]) for p in plans
+    sent = {"/v1/interactions": [demo_followups.interaction_body(t, ["int_1", "int_2", "int_3"]) for p in plans
                                  for t in p["touches"] + ([p["answer"]] if p["answer"] else [])],
             "/v1/tasks": [p["follow_up"] for p in plans if p["follow_up"]]}
     for path, bodies in sent.items():

@@ -172,6 +172,41 @@ def test_purchases_and_interactions_publish_their_events_and_a_rerun_changes_not
     assert len(call("GET", base, f"/v1/customers/{two['id']}/interactions").json()["items"]) == 1
 
 
+def test_a_stages_file_makes_the_dated_pipeline_and_a_rerun_changes_nothing(base, tmp_path):
+    customers = tmp_path / "c.csv"
+    customers.write_text("external_id,company,owner,created_at\nST-1,Stage One,imp-rep1,2025-01-01\n"
+                         "ST-2,Stage Two,imp-rep2,2025-01-01\n")
+    stages = tmp_path / "s.csv"
+    stages.write_text("客户编号,销售阶段,日期\n"
+                      "ST-1,需求分析,2025-02-01\n"      # 2 good (Chinese names)
+                      "ST-1,proposal,2025-03-01\n"      # 3 good
+                      "ST-1,won,2025-04-01\n"           # 4 good
+                      "ST-1,lost,2025-05-01\n"          # 5 won is final
+                      "ST-2,proposal,2025-03-01\n"      # 6 good (skipping is allowed)
+                      "ST-2,needs_analysis,2025-04-01\n"  # 7 backwards
+                      "ST-2,lost,2024-12-01\n"          # 8 before the customer's last move (its creation)
+                      "ST-2,on hold,2025-05-01\n"       # 9 no such stage
+                      "ST-2,lost,2099-01-01\n"          # 10 future
+                      "ST-9,won,2025-05-01\n"           # 11 unknown customer
+                      "ST-1,won,2025-04-01\n")          # 12 the same move as row 4
+    code, out = cli(base, stages, customers)   # customers are taken first
+    assert code == 1, out
+    assert out.index("c.csv:") < out.index("s.csv:"), out
+    rejected = report(str(stages) + ".rejected.csv")
+    assert sorted(rejected) == [5, 7, 8, 9, 10, 11, 12], rejected
+    assert {row: problems[0][0] for row, problems in rejected.items()} == {
+        5: "销售阶段", 7: "销售阶段", 8: "日期", 9: "销售阶段", 10: "日期", 11: "客户编号", 12: "销售阶段"}
+    one = customer(base, "ST-1")
+    moves = call("GET", base, f"/v1/customers/{one['id']}/history").json()["stages"]
+    assert [(m["to_stage"], m["changed_at"][:10]) for m in moves] == [
+        ("first_contact", "2025-01-01"), ("needs_analysis", "2025-02-01"), ("proposal", "2025-03-01"),
+        ("won", "2025-04-01")]
+    assert one["pipeline_stage"] == "won" and customer(base, "ST-2")["pipeline_stage"] == "proposal"
+    code, out = cli(base, customers, stages)
+    assert "imported 0, unchanged 4, rejected 7" in out, out  # the same bad rows again; nothing else
+    assert len(call("GET", base, f"/v1/customers/{one['id']}/history").json()["stages"]) == 4
+
+
 def test_a_dry_run_checks_everything_and_writes_only_the_report(base, tmp_path):
     path = tmp_path / "dry.csv"
     path.write_text("external_id,company,owner\nDRY-1,Dry One,imp-rep1\nDRY-2,,imp-rep1\n")

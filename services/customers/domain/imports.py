@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
+from crm_common.contracts.fields import PIPELINE_STAGES
 from crm_common.contracts.followups import INTERACTION_KINDS, OUTCOMES
 from crm_common.tabular import BadCell
 
@@ -47,7 +48,15 @@ OUTCOME_WORDS = {
     "resolved": ("resolved", "closed", "done", "已解决", "解决", "已处理"),
     "open": ("open", "pending", "unresolved", "待处理", "未解决", "处理中"),
 }
+STAGE_WORDS = {
+    "first_contact": ("first contact", "lead", "new lead", "prospecting", "初次接触", "初步接触", "线索", "初访"),
+    "needs_analysis": ("needs analysis", "qualification", "qualified", "discovery", "需求分析", "需求确认", "需求"),
+    "proposal": ("proposal", "quote", "quotation", "negotiation", "方案", "报价", "方案报价", "商务谈判", "谈判"),
+    "won": ("won", "closed won", "win", "deal", "赢单", "成交", "签约", "已成交"),
+    "lost": ("lost", "closed lost", "lose", "输单", "丢单", "失败", "已丢单"),
+}
 assert set(KIND_WORDS) == set(INTERACTION_KINDS) and set(OUTCOME_WORDS) == set(OUTCOMES)
+assert set(STAGE_WORDS) == set(PIPELINE_STAGES)
 
 TRUE_WORDS = {"yes", "y", "true", "t", "1", "x", "✓", "√", "是", "对", "有"}
 FALSE_WORDS = {"no", "n", "false", "f", "0", "", "否", "不是", "无"}
@@ -305,6 +314,13 @@ def purchase_body(row: RowReader, zone: ZoneInfo, base_currency: str) -> dict:
     body["external_ref"] = row.get("invoice_ref") or row_key(text(row.cells.get("customer")), body["amount"],
                                                             currency, body["purchased_at"])
     return body
+
+
+def stage_body(row: RowReader, zone: ZoneInfo) -> dict:
+    """A row of a stages file as a POST /v1/customers/{id}/stage body: the move and when it happened."""
+    changed_at = row.get("changed_at", lambda c: when(c, zone), required=True)
+    return {"stage": row.get("stage", lambda c: choice(c, STAGE_WORDS), required=True),
+            "changed_at": changed_at.isoformat() if changed_at else None}
 
 
 def interaction_body(row: RowReader, zone: ZoneInfo) -> dict:
