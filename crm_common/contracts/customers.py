@@ -67,7 +67,9 @@ class PurchaseRecorded(Schema):
 
 
 @define("customer.tier_changed", 1, PRODUCER,
-        "Value tier recomputed from rolling 12-month purchases (in base currency) changed.")
+        "Value tier (rolling 12-month purchases in base currency) changed at as_of, the moment it happened. A "
+        "backdated fact publishes corrections dated in the past: fold changes by as_of, the last published "
+        "for one instant winning.")
 class TierChanged(Schema):
     customer_id = Id(required=True)
     old_tier = OneOf(TIERS, allow_none=True, load_default=None)
@@ -79,7 +81,9 @@ class TierChanged(Schema):
 
 
 @define("customer.lifecycle_changed", 1, PRODUCER,
-        "Lifecycle stage changed; reason names the rule (recency, alert, sweep).")
+        "Lifecycle stage changed at as_of, the moment it happened; reason names the rule. A backdated fact "
+        "publishes corrections dated in the past: fold changes by as_of, the last published for one instant "
+        "winning.")
 class LifecycleChanged(Schema):
     customer_id = Id(required=True)
     old_lifecycle = OneOf(LIFECYCLES, allow_none=True, load_default=None)
