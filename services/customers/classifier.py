@@ -78,8 +78,8 @@ def record_history(uow, customer: Mapping, facts: FactHistory, recorded: list, s
         uow.session.execute(insert(classification_history).values(
             customer_id=customer_id, attribute=change.attribute, old_value=change.old, new_value=change.new,
             reason=why, as_of=change.at))
-    now = class_at(facts, until, policy)
-    values = {"tier": now.tier, "lifecycle": now.lifecycle, "rolling_12m_total": now.rolling_12m_total,
+    current = class_at(facts, until, policy)
+    values = {"tier": current.tier, "lifecycle": current.lifecycle, "rolling_12m_total": current.rolling_12m_total,
               "flagged_at_risk": facts.facts_at(until).flagged_at_risk, "classified_until": until,
               "next_review_at": next_change(facts, until, policy)}
     return {k: v for k, v in values.items()
