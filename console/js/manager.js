@@ -82,6 +82,8 @@ export function DashboardPage({ user }) {
   const reps = useLoad(() => get("/v1/reps"), [user.id]);
   const scope = { team: applied.team || undefined, rep: applied.rep || undefined };
   const range = { period_kind: applied.period_kind, from: applied.from || undefined, to: applied.to || undefined, ...scope };
+  // coverage has a bar per rep of a team; an admin looking at everyone gets one per team (thousands of reps otherwise)
+  const coverageBy = user.role === "admin" && !applied.team && !applied.rep ? "team" : "rep";
   const data = useLoad(async () => {
     const today = new Date().toISOString().slice(0, 10);
     const [churn, repurchase, board, followups, tiers, lifecycles, alerts] = await Promise.all([
@@ -89,7 +91,7 @@ export function DashboardPage({ user }) {
       get("/v1/reports/repurchase", { ...range, breakdown: applied.breakdown || undefined }),
       get("/v1/reports/dashboard", { ...scope, period: applied.period || undefined }),
       // coverage by rep in the last period of the range (today's when none is chosen)
-      get("/v1/reports/followups", { period_kind: applied.period_kind, from: applied.to || today, to: applied.to || today, breakdown: "rep", ...scope }),
+      get("/v1/reports/followups", { period_kind: applied.period_kind, from: applied.to || today, to: applied.to || today, breakdown: coverageBy, ...scope }),
       get("/v1/reports/distribution", { dimension: "tier", ...scope }),
       get("/v1/reports/distribution", { dimension: "lifecycle", ...scope }),
       get("/v1/alerts/summary"),
@@ -126,10 +128,10 @@ export function DashboardPage({ user }) {
       const repRows = d.followups.rows;
       const coverage = {
         option: { tooltip: percentTooltip, legend: { bottom: 0 }, grid: { left: 50, right: 20, top: 20, bottom: 50 },
-                  xAxis: { type: "category", data: repRows.map((r) => r.rep ?? "–") }, yAxis: { ...percentAxis, max: 1 },
+                  xAxis: { type: "category", data: repRows.map((r) => r[coverageBy] ?? "–") }, yAxis: { ...percentAxis, max: 1 },
                   series: [{ name: t("followup_coverage"), type: "bar", data: repRows.map((r) => r.followup_coverage) },
                            { name: t("missed_followup_rate"), type: "bar", data: repRows.map((r) => r.missed_followup_rate) }] },
-        table: [[t("rep"), t("followup_coverage"), t("missed_followup_rate")], repRows.map((r) => [r.rep ?? "–", fmtPercent(r.followup_coverage), fmtPercent(r.missed_followup_rate)])],
+        table: [[t(coverageBy), t("followup_coverage"), t("missed_followup_rate")], repRows.map((r) => [r[coverageBy] ?? "–", fmtPercent(r.followup_coverage), fmtPercent(r.missed_followup_rate)])],
       };
       const bands = ["healthy", "watch", "at_risk"];
       const health = barChart(bands.map((b) => tl("band", b)), bands.map((b) => d.alerts.health_bands?.[b] ?? 0), t("customers"));
@@ -150,8 +152,8 @@ export function DashboardPage({ user }) {
           <${Chart} id="chart-funnel" title=${`${t("funnel")} · ${d.board.period?.label}`} ...${funnel}
             onClick=${(p) => setDrill({ label: t("entered_stage", { stage: p.name, period: d.board.period?.label }),
                                         behind: { metric: `stage.entered:${funnelRows[p.dataIndex].stage}`, period: d.board.period?.label, ...scope } })} />
-          <${Chart} id="chart-coverage" title=${`${t("coverage_by_rep")} · ${d.followups.from}`} ...${coverage}
-            onClick=${(p) => repRows[p.dataIndex]?.rep && setDrill({ label: t("all_customers_of", { rep: repRows[p.dataIndex].rep }), filters: { ...drillScope, owner_id: repRows[p.dataIndex].rep } })} />
+          <${Chart} id="chart-coverage" title=${`${t(coverageBy === "team" ? "coverage_by_team" : "coverage_by_rep")} · ${d.followups.from}`} ...${coverage}
+            onClick=${(p) => { const value = repRows[p.dataIndex]?.[coverageBy]; if (value) setDrill({ label: t("all_customers_of", { rep: value }), filters: { ...drillScope, ...(coverageBy === "team" ? { team: value } : { owner_id: value }) } }); }} />
           <${Chart} id="chart-tier" title=${t("tier_distribution")} ...${tiers}
             onClick=${(p) => setDrill({ label: t("customers_behind", { label: `${t("tier")} ${p.name}` }), filters: { ...drillScope, tier: d.tiers.values[p.dataIndex].value } })} />
           <${Chart} id="chart-lifecycle" title=${t("lifecycle_distribution")} ...${lifecycles}

@@ -9,7 +9,7 @@ once resolved, so a second open alert for the same customer and rule cannot exis
 event or sweep tries to raise it (NULLs never collide, on SQLite and PostgreSQL alike).
 """
 from sqlalchemy import (
-    JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, Numeric, String, Table, Text,
+    JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, Numeric, String, Table, Text, func,
 )
 
 from crm_common.db import BigId, add_infrastructure_tables
@@ -33,8 +33,13 @@ customer_signals = Table(
     Column("last_fact_at", Timestamp, nullable=True),      # effective time of the newest fact folded in
     Column("updated_at", Timestamp, nullable=False),
 )
-Index("ix_customer_signals_owner", customer_signals.c.owner_id, customer_signals.c.customer_id)
-Index("ix_customer_signals_team", customer_signals.c.team, customer_signals.c.customer_id)
+# a rep's or a team's customers; the columns the alert queue and the health bands read ride along (PostgreSQL
+# INCLUDE), so a scope is an index-only scan, not thousands of scattered signals rows (migration 0007)
+_SCOPE = ["known", "archived", "tier", "lifecycle"]
+Index("ix_customer_signals_owner", customer_signals.c.owner_id, customer_signals.c.customer_id,
+      postgresql_include=["team", *_SCOPE])
+Index("ix_customer_signals_team", customer_signals.c.team, customer_signals.c.customer_id,
+      postgresql_include=["owner_id", *_SCOPE])
 
 # one per customer_signals row (a missing one is created by the next sweep)
 customer_health = Table(
@@ -53,6 +58,12 @@ customer_health = Table(
 # the sweep's look-up of who is due; judged customers only
 Index("ix_customer_health_due", customer_health.c.next_check_at, postgresql_where=customer_health.c.judged.is_(True),
       sqlite_where=customer_health.c.judged.is_(True))
+# the alert queue's and the health bands' look-up per customer, and the whole queue in its order (an admin's:
+# walked until a page of customers with open alerts is found), index-only (migration 0007)
+Index("ix_customer_health_queue", customer_health.c.customer_id,
+      postgresql_include=["judged", "score", "band", "revenue_12m", "stake"])
+Index("ix_customer_health_rank", func.coalesce(customer_health.c.stake, -1).desc(), customer_health.c.customer_id,
+      postgresql_include=["score", "band", "revenue_12m", "stake"])
 
 alerts = Table(
     "alerts", metadata,
@@ -82,6 +93,9 @@ Index("ix_alerts_owner_raised", alerts.c.owner_id, alerts.c.raised_at, alerts.c.
 Index("ix_alerts_team_raised", alerts.c.team, alerts.c.raised_at, alerts.c.alert_id)
 Index("ix_alerts_customer_rule", alerts.c.customer_id, alerts.c.rule, alerts.c.resolved_at)
 Index("ix_alerts_status_raised", alerts.c.status, alerts.c.raised_at)
+# which customers have an unresolved alert (the alert queue's EXISTS)
+Index("ix_alerts_open_customer", alerts.c.customer_id, postgresql_where=alerts.c.open_key.isnot(None),
+      sqlite_where=alerts.c.open_key.isnot(None))
 
 health_history = Table(
     "health_history", metadata,

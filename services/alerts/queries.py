@@ -118,12 +118,13 @@ def summary(uow, actor: Principal) -> dict:
     by_rule = {rule: {status: 0 for status in STATUSES} for rule in domain.RULE_NAMES}
     for rule, status, count in rows:
         by_rule.setdefault(rule, {s: 0 for s in STATUSES})[status] = count
-    bands = uow.session.execute(
-        select(health_rows.c.band, func.count())
-        .join(customer_signals, customer_signals.c.customer_id == health_rows.c.customer_id)
-        .where(customer_signals.c.known.is_(True), customer_signals.c.archived.is_(False),
-               health_rows.c.band.isnot(None), *_scope_filters(actor, customer_signals))
-        .group_by(health_rows.c.band)).all()
+    # judged is the health row's copy of "known and not archived"; the signals rows are joined only for a scope
+    bands = select(health_rows.c.band, func.count()).where(health_rows.c.judged.is_(True),
+                                                           health_rows.c.band.isnot(None))
+    scope = _scope_filters(actor, customer_signals)
+    if scope:
+        bands = bands.join(customer_signals, customer_signals.c.customer_id == health_rows.c.customer_id).where(*scope)
+    bands = uow.session.execute(bands.group_by(health_rows.c.band)).all()
     by_status = {status: sum(counts[status] for counts in by_rule.values()) for status in STATUSES}
     return {"by_rule": by_rule, "by_status": by_status,
             "health_bands": {band: dict(bands).get(band, 0) for band in (domain.HEALTHY, domain.WATCH, domain.AT_RISK)}}

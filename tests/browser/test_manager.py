@@ -160,3 +160,15 @@ async def test_a_departing_reps_hand_over_previews_who_gets_what_then_moves_them
     assert "1 customers moved." in await result.inner_text()
     assert (await crm.get(f"/v1/customers/{world['customers']['quarry']}"))["owner_id"] == "rep-n2"
     assert {r["id"]: r for r in (await crm.get("/v1/reps"))["items"]}["rep-n3"]["active"] is False
+
+
+async def test_an_admin_sees_coverage_by_team_not_every_rep(open_console, crm, world):
+    page = await open_console("admin")
+    await page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
+    await page.wait_for_function("""() => { const el = document.getElementById('chart-coverage');
+        const chart = el && window.echarts && echarts.getInstanceByDom(el); return chart && chart.getOption().series.length > 0; }""")
+    coverage = (await page.evaluate(READ_OPTIONS, ["chart-coverage"]))["chart-coverage"]
+    today = date.today().isoformat()
+    by_team = await crm.get("/v1/reports/followups", period_kind="month", breakdown="team", to=today, **{"from": today})
+    assert coverage["x"] == [row["team"] for row in by_team["rows"]] and coverage["x"]
+    assert coverage["series"][0]["data"] == [row["followup_coverage"] for row in by_team["rows"]]
