@@ -343,7 +343,11 @@ def screens(tz="+08:00"):
              "admin": {"page": "/admin/reps", "requests": [("customers", "/v1/reps")]},
              "manager_alert_queue": {"page": "/alerts", "user": "manager", "then": "GET /v1/customers/{id} per entry",
                                      "requests": [("customers", "/v1/reps"), ("alerts", "/v1/alert-queue?limit=50")]}}
-    pages["admin_dashboard"] = {**pages["manager"], "user": "admin"}  # not homes: an admin's look at everyone
+    # not homes: an admin's look at everyone, whose coverage chart is by team (manager.js coverageBy)
+    by_team = urlencode({**followups, "breakdown": "team"})
+    pages["admin_dashboard"] = {**pages["manager"], "user": "admin", "requests": [
+        (service, f"/v1/reports/followups?{by_team}" if path.startswith("/v1/reports/followups") else path)
+        for service, path in pages["manager"]["requests"]]}
     pages["admin_alert_queue"] = {**pages["manager_alert_queue"], "user": "admin"}
     return pages
 
