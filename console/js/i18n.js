@@ -88,7 +88,7 @@ const STRINGS = {
     churn_contact_days: "No touch for (to churn)",
     fix_fields: "Please fix the fields marked below.", required: "required", back: "Back",
     page_missing: "No such page.", base_currency: "base currency", all_customers_of: "Customers of {rep}",
-    figures_table: "The figures as a table", revenue: "Revenue", changes: "Changes (audit log of this customer)", changes_count: "{n} changes", actor: "By", action: "Action", changed: "What changed", headline_period: "Headline & funnel period", now_at_stage: "Customers now at stage {stage}", entered_stage: "Customers who entered {stage} in {period}", first_of: "The first {n} of {total}.", churned: "Churned", repeat_buyers: "Repeat buyers", no_listing: "The API has no listing of the customers behind this figure.",
+    figures_table: "The figures as a table", revenue: "Revenue", changes: "Changes (audit log of this customer)", changes_count: "{n} changes", actor: "By", action: "Action", changed: "What changed", headline_period: "Headline & funnel period", now_at_stage: "Customers now at stage {stage}", entered_stage: "Customers who entered {stage} in {period}", first_of: "The first {n} of {total}.", due_customers: "Customers due a follow-up", churned: "Churned", repeat_buyers: "Repeat buyers", no_listing: "The API has no listing of the customers behind this figure.",
     in_scope: "in your scope", breakdown_none: "none", departing_none: "Pick the departing rep.",
   },
   "zh-CN": {
@@ -179,7 +179,7 @@ const STRINGS = {
     churn_contact_days: "无跟进天数（判定流失）",
     fix_fields: "请修正下面标出的字段。", required: "必填", back: "返回",
     page_missing: "页面不存在。", base_currency: "本位币", all_customers_of: "{rep} 的客户",
-    figures_table: "数据表", revenue: "销售额", changes: "变更记录（此客户的审计日志）", changes_count: "共 {n} 条变更", actor: "操作人", action: "操作", changed: "变更内容", headline_period: "核心指标与漏斗期间", now_at_stage: "当前处于“{stage}”阶段的客户", entered_stage: "{period} 进入“{stage}”阶段的客户", first_of: "前 {n} 位，共 {total} 位。", churned: "流失", repeat_buyers: "复购客户", no_listing: "API 未提供此指标背后客户的列表。",
+    figures_table: "数据表", revenue: "销售额", changes: "变更记录（此客户的审计日志）", changes_count: "共 {n} 条变更", actor: "操作人", action: "操作", changed: "变更内容", headline_period: "核心指标与漏斗期间", now_at_stage: "当前处于“{stage}”阶段的客户", entered_stage: "{period} 进入“{stage}”阶段的客户", first_of: "前 {n} 位，共 {total} 位。", due_customers: "应跟进客户", churned: "流失", repeat_buyers: "复购客户", no_listing: "API 未提供此指标背后客户的列表。",
     in_scope: "您的权限范围内", breakdown_none: "不分组", departing_none: "请选择离职销售。",
   },
 };

@@ -153,7 +153,8 @@ export function DashboardPage({ user }) {
             onClick=${(p) => setDrill({ label: t("entered_stage", { stage: p.name, period: d.board.period?.label }),
                                         behind: { metric: `stage.entered:${funnelRows[p.dataIndex].stage}`, period: d.board.period?.label, ...scope } })} />
           <${Chart} id="chart-coverage" title=${`${t(coverageBy === "team" ? "coverage_by_team" : "coverage_by_rep")} · ${d.followups.from}`} ...${coverage}
-            onClick=${(p) => { const value = repRows[p.dataIndex]?.[coverageBy]; if (value) setDrill({ label: t("all_customers_of", { rep: value }), filters: { ...drillScope, ...(coverageBy === "team" ? { team: value } : { owner_id: value }) } }); }} />
+            onClick=${(p) => { const value = repRows[p.dataIndex]?.[coverageBy]; if (value) setDrill({ label: t("customers_behind", { label: `${t("due_customers")} · ${d.followups.from} · ${value}` }),
+                                                                                            behind: { metric: "followup.customers_due", period: d.followups.from, [coverageBy]: value } }); }} />
           <${Chart} id="chart-tier" title=${t("tier_distribution")} ...${tiers}
             onClick=${(p) => setDrill({ label: t("customers_behind", { label: `${t("tier")} ${p.name}` }), filters: { ...drillScope, tier: d.tiers.values[p.dataIndex].value } })} />
           <${Chart} id="chart-lifecycle" title=${t("lifecycle_distribution")} ...${lifecycles}
