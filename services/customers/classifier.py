@@ -16,7 +16,9 @@ from sqlalchemy import insert, select, update
 
 from crm_common.db import utc
 from services.customers import domain
-from services.customers.domain.history import FactHistory, Recorded, class_at, class_history, corrections, next_change
+from services.customers.domain.history import (
+    FactHistory, Recorded, class_at, class_history, corrections, flag_periods, next_change,
+)
 from services.customers.models import classification_history, customers, interaction_times, purchases, risk_flags
 
 
@@ -31,11 +33,10 @@ def fact_histories(uow, customer_ids: list[str]) -> dict[str, FactHistory]:
     for cid, at in session.execute(select(interaction_times.c.customer_id, interaction_times.c.occurred_at)
                                    .where(interaction_times.c.customer_id.in_(customer_ids))):
         talked[cid].append(utc(at))
-    for cid, raised, resolved in session.execute(select(risk_flags.c.customer_id, risk_flags.c.raised_at,
-                                                        risk_flags.c.resolved_at)
-                                                 .where(risk_flags.c.customer_id.in_(customer_ids))):
-        flagged[cid].append((utc(raised), utc(resolved)))
-    return {cid: FactHistory.of(bought[cid], talked[cid], flagged[cid]) for cid in customer_ids}
+    for cid, at, lifts in session.execute(select(risk_flags.c.customer_id, risk_flags.c.at, risk_flags.c.lifts)
+                                          .where(risk_flags.c.customer_id.in_(customer_ids))):
+        flagged[cid].append((utc(at), lifts))
+    return {cid: FactHistory.of(bought[cid], talked[cid], flag_periods(flagged[cid])) for cid in customer_ids}
 
 
 def recorded_histories(uow, customer_ids: list[str]) -> dict[str, list]:

@@ -176,12 +176,14 @@ interaction_times = Table(
     Column("occurred_at", Timestamp, nullable=False),
 )
 
-risk_flags = Table(  # an open churn alert that flags the customer at risk, while it is open
+# the at-risk flag's dated facts: a flagging alert's raise, or a resolution that lifts the flag. The flag's
+# periods follow from them (domain/history.py flag_periods), so they may arrive in any order.
+risk_flags = Table(
     "risk_flags", metadata,
     Column("customer_id", String(64), ForeignKey("customers.id"), primary_key=True),
-    Column("alert_id", String(64), primary_key=True),
-    Column("raised_at", Timestamp, nullable=False),
-    Column("resolved_at", Timestamp, nullable=True),
+    Column("event_key", String(80), primary_key=True),  # the alert id (a raise) or "lift:" + the alert id
+    Column("at", Timestamp, nullable=False),
+    Column("lifts", Boolean, nullable=False),
 )
 
 

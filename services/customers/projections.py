@@ -15,16 +15,17 @@ from sqlalchemy import bindparam, select, update
 from crm_common.consumer import Consumes
 from crm_common.db import utc
 from services.customers import classifier, domain
+from services.customers.domain.history import flag_periods
 from services.customers.models import customers, interaction_times, risk_flags
 
 
 @dataclass(frozen=True)
 class Fact:
-    """One event's fact about a customer: an interaction, or the at-risk flag raised or lifted."""
+    """One event's dated fact about a customer: an interaction, or the at-risk flag raised or lifted."""
     reason: str
     at: datetime
     interaction_id: str | None = None
-    raised_alert_id: str | None = None
+    alert_id: str | None = None
     lifts_flag: bool = False
 
 
@@ -48,48 +49,46 @@ def on_alert_raised(uow, event, ctx: Context) -> None:
     """Flags the customer when the alert asks to (alerts says no for a dormant one or a prospect)."""
     data = event.data
     if data["flag_at_risk"]:
-        ctx.note(data["customer_id"], Fact(f"alert {data['rule']} raised", data["raised_at"],
-                                           raised_alert_id=data["alert_id"]))
+        ctx.note(data["customer_id"], Fact(f"alert {data['rule']} raised", data["raised_at"], alert_id=data["alert_id"]))
 
 
 def on_alert_resolved(uow, event, ctx: Context) -> None:
     data = event.data
     if domain.resolution_clears_flag(data.get("clears_at_risk"), data["outcome"]):
         ctx.note(data["customer_id"], Fact(f"alert resolved as {data['outcome']}", data["resolved_at"],
-                                           lifts_flag=True))
+                                           alert_id=data["alert_id"], lifts_flag=True))
+
+
+def _insert_new(session, table, key: dict, values: dict) -> bool:
+    """The fact's row unless it is stored already (a redelivered or replayed event); True when it was new."""
+    if session.execute(select(*table.primary_key.columns).where(*(table.c[k] == v for k, v in key.items()))).first():
+        return False
+    session.execute(table.insert().values(**key, **values))
+    return True
 
 
 def _store(uow, customer: dict, facts: list[Fact]) -> bool:
-    """Store one customer's facts and update its row's copy (last interaction, flag); True when any is new."""
+    """Store one customer's facts and update its row's copy (last interaction, flag); True when any is new.
+    Facts are kept by their own dates, so a stream's events may come in any order (CONSUMES any_order)."""
     session, customer_id, new = uow.session, customer["id"], False
     for fact in facts:
         if fact.interaction_id is not None:
-            known = session.execute(select(interaction_times.c.occurred_at).where(
-                interaction_times.c.customer_id == customer_id,
-                interaction_times.c.interaction_id == fact.interaction_id)).first()
-            if known is None:
-                session.execute(interaction_times.insert().values(
-                    customer_id=customer_id, interaction_id=fact.interaction_id, occurred_at=fact.at))
+            if _insert_new(session, interaction_times, {"customer_id": customer_id,
+                                                        "interaction_id": fact.interaction_id},
+                           {"occurred_at": fact.at}):
                 if domain.refreshes_recency(utc(customer["last_interaction_at"]), fact.at):
                     customer["last_interaction_at"] = fact.at
                 new = True
-        elif fact.raised_alert_id is not None:
-            if customer["last_purchase_at"] is None:
-                continue  # a prospect is never flagged, so its first purchase makes it new, not at_risk
-            known = session.execute(select(risk_flags.c.raised_at).where(
-                risk_flags.c.customer_id == customer_id, risk_flags.c.alert_id == fact.raised_alert_id)).first()
-            if known is None:
-                session.execute(risk_flags.insert().values(
-                    customer_id=customer_id, alert_id=fact.raised_alert_id, raised_at=fact.at))
-                new = True
-        elif fact.lifts_flag:
-            lifted = session.execute(update(risk_flags).where(
-                risk_flags.c.customer_id == customer_id, risk_flags.c.resolved_at.is_(None),
-                risk_flags.c.raised_at <= fact.at).values(resolved_at=fact.at))
-            new = new or lifted.rowcount > 0
+        elif fact.lifts_flag or customer["last_purchase_at"] is not None:
+            # (a prospect is never flagged, so its first purchase makes it new, not at_risk)
+            key = f"lift:{fact.alert_id}" if fact.lifts_flag else fact.alert_id
+            new |= _insert_new(session, risk_flags, {"customer_id": customer_id, "event_key": key},
+                               {"at": fact.at, "lifts": fact.lifts_flag})
     if new:
-        customer["flagged_at_risk"] = session.execute(select(risk_flags.c.alert_id).where(
-            risk_flags.c.customer_id == customer_id, risk_flags.c.resolved_at.is_(None)).limit(1)).first() is not None
+        stored = session.execute(select(risk_flags.c.at, risk_flags.c.lifts)
+                                 .where(risk_flags.c.customer_id == customer_id)).all()
+        customer["flagged_at_risk"] = any(end is None for _, end in flag_periods(
+            [(utc(at), lifts) for at, lifts in stored]))
     return new
 
 
@@ -117,4 +116,4 @@ CONSUMES = Consumes({
     "interaction.logged": on_interaction_logged,
     "alert.raised": on_alert_raised,
     "alert.resolved": on_alert_resolved,
-}, flush=apply_changes)
+}, flush=apply_changes, any_order=True)

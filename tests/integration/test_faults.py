@@ -127,7 +127,9 @@ class Stream:
                             self.revenue += amount
                         else:
                             event = uow.emit("interaction.logged", customer, {
-                                "interaction_id": f"fi-{self.run}-{n}", "customer_id": customer,
+                                # unique over every emit of the run: each touch is an interaction of its own
+                                "interaction_id": f"fi-{self.run}-{len(self.ids['interaction.logged'])}",
+                                "customer_id": customer,
                                 "rep_id": self.rep, "team": self.team, "kind": "call", "phase": "post_sale",
                                 "occurred_at": at, "outcome": "reached"})
                             self.latest_touch[customer] = max(self.latest_touch.get(customer, at), at)

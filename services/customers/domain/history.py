@@ -82,6 +82,19 @@ def _while_last(times: list[datetime] | tuple[datetime, ...], offsets: list[time
             if later is None or at + offset < later}
 
 
+def flag_periods(events: Iterable[tuple[datetime, bool]]) -> list[tuple[datetime, datetime | None]]:
+    """(at, lifts) facts of the at-risk flag -> the periods it was up: each raise until the first lift at or
+    after it (None: still up). A function of the set of facts, so their arrival order does not matter."""
+    events = sorted(events)
+    lifts = [at for at, lifting in events if lifting]
+    periods = []
+    for at, lifting in events:
+        if not lifting:
+            index = bisect.bisect_left(lifts, at)
+            periods.append((at, lifts[index] if index < len(lifts) else None))
+    return periods
+
+
 @dataclass(frozen=True)
 class ClassStep:
     """The class from `at` on (until the next step)."""

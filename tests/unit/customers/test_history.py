@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from services.customers.domain import ClassificationPolicy
 from services.customers.domain.history import (
-    FactHistory, Recorded, class_at, class_history, corrections, next_change,
+    FactHistory, Recorded, class_at, class_history, corrections, flag_periods, next_change,
 )
 
 POLICY = ClassificationPolicy()
@@ -174,3 +174,13 @@ def test_facts_recorded_in_any_order_make_the_history_they_make_at_once(items, r
     for moment in sorted({s.at for s in truth} | {c.at for c in recorded} | {start + days(d) for d in range(0, 1000, 7)}):
         expected = truth[max(i for i, s in enumerate(truth) if s.at <= moment)]
         assert ours(moment) == (expected.tier, expected.lifecycle), moment
+
+
+def test_flag_periods_follow_from_the_raises_and_lifts_in_any_order():
+    raised, lifted, again = P, P + days(5), P + days(9)
+    facts = [(raised, False), (lifted, True), (again, False)]
+    assert flag_periods(facts) == [(raised, lifted), (again, None)]
+    assert flag_periods(reversed(facts)) == flag_periods(facts)
+    assert flag_periods([(raised, False), (raised, True)]) == [(raised, raised)]  # lifted at once: never up
+    assert flag_periods([(lifted, True), (raised, False), (P + days(1), False)]) == [(raised, lifted),
+                                                                                    (P + days(1), lifted)]

@@ -178,3 +178,13 @@ def test_the_flag_is_set_only_when_asked_and_never_on_a_prospect(tmp_path):
     service.record_purchase(request(ADMIN, "POST", {"amount": "500", "currency": "USD",
                                                     "purchased_at": NOW.isoformat()}), prospect["id"])
     assert service.get_customer(request(ADMIN), prospect["id"])["lifecycle"] == "new"  # its first purchase: new
+
+
+def test_a_stream_redelivered_behind_newer_events_ends_the_same(tmp_path, one_at_a_time):
+    """Each event in a batch of its own, the scenario backwards (a resolution before its raise, an older touch
+    after a newer one, as RabbitMQ hands messages back when faults overlap): the facts are kept by their dates,
+    so nothing is skipped as stale and the customers end as in order."""
+    service, store, ids = build(tmp_path, "backwards")
+    for event in reversed(scenario(ids)):
+        assert service.apply_events([event]) == [event]
+    assert outcome(service, store, ids) == one_at_a_time
