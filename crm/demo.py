@@ -180,13 +180,22 @@ def write_import_files(folder: str, histories: list[dict]) -> list[str]:
     return paths
 
 
+def listed(api: Api, listing: str):
+    """Every item of a listing ("/v1/customers?lifecycle=new"), page by page (500 a page)."""
+    cursor = None
+    while True:
+        status, page = api.call("GET", f"{listing}{'&' if '?' in listing else '?'}limit=500"
+                                + (f"&cursor={cursor}" if cursor else ""))
+        if status != 200:
+            raise RuntimeError(f"listing {listing} failed: {status} {page}")
+        yield from page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+
+
 def customer_ids_by_external_id(admin: Api) -> dict[str, dict]:
-    found, cursor = {}, ""
-    while cursor is not None:
-        _, page = admin.call("GET", f"/v1/customers?limit=500{'&cursor=' + cursor if cursor else ''}")
-        found.update({item["external_id"]: item for item in page["items"]})
-        cursor = page["next_cursor"]
-    return found
+    return {item["external_id"]: item for item in listed(admin, "/v1/customers")}
 
 
 def load(base_url: str, secret: str, customers: int, folder: str, seed: int = 7) -> dict:

@@ -5,7 +5,7 @@ now first (POST /v1/alerts/sweep), so the time-based rules have looked at every 
 """
 from __future__ import annotations
 
-from crm.demo import Api
+from crm.demo import Api, listed
 
 RULE_ORDER = ("silence", "no_repurchase", "interval_lengthening", "unanswered_followups", "open_complaint",
               "low_satisfaction")
@@ -17,16 +17,7 @@ def _company(api: Api, customer_id: str) -> str:
 
 
 def _customers(api: Api, listing: str, key: str = "id") -> set[str]:
-    """Every customer id a listing names, page by page (500 a page)."""
-    found, cursor = set(), None
-    while True:
-        status, page = api.call("GET", f"{listing}&limit=500" + (f"&cursor={cursor}" if cursor else ""))
-        if status != 200:
-            raise RuntimeError(f"listing {listing} failed: {status} {page}")
-        found |= {item[key] for item in page["items"]}
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return found
+    return {item[key] for item in listed(api, listing)}
 
 
 def _signals(alert: dict) -> str:
@@ -79,7 +70,7 @@ def tour(base_url: str, tokens: dict, settle=lambda: None) -> None:
     manager = next((k for k in tokens if k.startswith("mgr-")), None)
     if manager:
         _, queue = Api(base_url, tokens[manager]).call("GET", "/v1/alert-queue?limit=5")
-        queued = _customers(admin, "/v1/alert-queue?", key="customer_id")
+        queued = _customers(admin, "/v1/alert-queue", key="customer_id")
         print(f"  Open alerts on {len(queued & buying)} of the {len(buying)} customers buying on their cycle before "
               f"the sweep (new or active, {len(queued & buying) / max(len(buying), 1):.0%}); on {len(queued)} "
               f"customers in all, most of the rest no_repurchase on those who stopped buying")

@@ -24,10 +24,14 @@ class Query(Schema):
         return loaded
 
 
-class DashboardQuery(Query):
-    period = Label()  # a period label, or a range "2026-02-10..2026-05-20"
-    from_ = Label(data_key="from")  # or from and to: a custom range, both days included
+class PeriodQuery(Query):
+    """One period: a label or a range "2026-02-10..2026-05-20", or from and to (a custom range, both days included)."""
+    period = Label()
+    from_ = Label(data_key="from")
     to = Label()
+
+
+class DashboardQuery(PeriodQuery):
     as_of = fields.Date()
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
 
@@ -54,12 +58,9 @@ class DistributionQuery(Query):
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
 
 
-class BehindQuery(Query):
+class BehindQuery(PeriodQuery):
     """GET /v1/reports/customers: the customers behind a distinct figure (the dashboard's period rules)."""
     metric = fields.String(required=True, validate=validate.OneOf(CUSTOMER_METRICS))
-    period = Label()
-    from_ = Label(data_key="from")
-    to = Label()
     tier = Name()
     lifecycle = Name()
     industry = Name()

@@ -8,11 +8,11 @@ READ_OPTIONS = """ids => Object.fromEntries(ids.map(id => {
 }))"""
 
 
-async def chart_options(page):
+async def chart_options(page, ids=CHART_IDS):
     await page.wait_for_function("""ids => window.echarts && ids.every(id => {
         const el = document.getElementById(id); const chart = el && echarts.getInstanceByDom(el);
-        return chart && chart.getOption().series.length > 0; })""", arg=CHART_IDS)
-    return await page.evaluate(READ_OPTIONS, CHART_IDS)
+        return chart && chart.getOption().series.length > 0; })""", arg=ids)
+    return await page.evaluate(READ_OPTIONS, ids)
 
 
 async def test_the_dashboard_charts_carry_the_reports_apis_numbers(open_console, crm, world):
@@ -165,9 +165,7 @@ async def test_a_departing_reps_hand_over_previews_who_gets_what_then_moves_them
 async def test_an_admin_sees_coverage_by_team_not_every_rep(open_console, crm, world):
     page = await open_console("admin")
     await page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
-    await page.wait_for_function("""() => { const el = document.getElementById('chart-coverage');
-        const chart = el && window.echarts && echarts.getInstanceByDom(el); return chart && chart.getOption().series.length > 0; }""")
-    coverage = (await page.evaluate(READ_OPTIONS, ["chart-coverage"]))["chart-coverage"]
+    coverage = (await chart_options(page, ["chart-coverage"]))["chart-coverage"]
     today = date.today().isoformat()
     by_team = await crm.get("/v1/reports/followups", period_kind="month", breakdown="team", to=today, **{"from": today})
     assert coverage["x"] == [row["team"] for row in by_team["rows"]] and coverage["x"]

@@ -115,9 +115,8 @@ def test_corrections_turn_a_recorded_history_into_the_true_one():
     truth = class_history(facts, CREATED, P + days(300), POLICY)
     initial = {"tier": "C", "lifecycle": "potential"}
     # recorded by sweeps on the first of some months: new missed, active too early, at_risk late
-    recorded = [Recorded(datetime(2025, 4, 1, tzinfo=timezone.utc), "lifecycle", "active"),
-                Recorded(datetime(2025, 8, 1, tzinfo=timezone.utc), "lifecycle", "at_risk")]
     april, august = datetime(2025, 4, 1, tzinfo=timezone.utc), datetime(2025, 8, 1, tzinfo=timezone.utc)
+    recorded = [Recorded(april, "lifecycle", "active"), Recorded(august, "lifecycle", "at_risk")]
     fixes = [(c.at, c.attribute, c.old, c.new) for c in corrections(initial, recorded, truth)]
     assert fixes == [
         (P, "lifecycle", "potential", "new"),
