@@ -157,10 +157,11 @@ class UnitOfWork:
         self._on_commit = on_commit
         self.session: Session | None = None
         self.events: list[Event] = []
+        self.audits: list[dict] = []
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
-        self.events = []
+        self.events, self.audits = [], []
         return self
 
     def __exit__(self, *exc_info):
@@ -171,6 +172,8 @@ class UnitOfWork:
             self.session = None
 
     def commit(self) -> None:
+        if self.audits:
+            self.session.execute(insert(self._tables["audit_log"]), self.audits)
         if self.events:
             self._write_outbox()
             if _dialect(self.session) == "postgresql":
@@ -179,25 +182,25 @@ class UnitOfWork:
         self.session.commit()
         if self.events and self._on_commit:
             self._on_commit()
-        self.events = []
+        self.events, self.audits = [], []
 
     @contextmanager
     def savepoint(self, keep: bool = True):
         """A part of the transaction that is undone alone when it raises (or always, with keep=False: a dry
-        run), its events included; the rest of the transaction goes on."""
-        mark = len(self.events)
+        run), its events and audit entries included; the rest of the transaction goes on."""
+        marks = len(self.events), len(self.audits)
         nested = self.session.begin_nested()
         try:
             yield
         except BaseException:
             nested.rollback()
-            del self.events[mark:]
+            del self.events[marks[0]:], self.audits[marks[1]:]
             raise
         if keep:
             nested.commit()
         else:
             nested.rollback()
-            del self.events[mark:]
+            del self.events[marks[0]:], self.audits[marks[1]:]
 
     def emit(self, name: str, subject, data: dict, time: datetime | None = None) -> Event:
         """Record an event for this transaction (validated now); at commit it goes to the outbox, numbered
@@ -229,10 +232,10 @@ class UnitOfWork:
         return {row.subject: row.last_sequence for row in rows}
 
     def audit(self, actor, action: str, entity: str, entity_id, changes: dict) -> None:
-        self.session.execute(insert(self._tables["audit_log"]).values(
-            at=datetime.now(timezone.utc), actor_id=actor.user_id, actor_role=actor.role,
-            action=action, entity=entity, entity_id=str(entity_id), changes=_jsonable(changes),
-        ))
+        """An audit entry for this transaction, written at commit with the others in one statement."""
+        self.audits.append({"at": datetime.now(timezone.utc), "actor_id": actor.user_id, "actor_role": actor.role,
+                            "action": action, "entity": entity, "entity_id": str(entity_id),
+                            "changes": _jsonable(changes)})
 
     def lock_or_create(self, table: Table, key: dict, defaults: dict | None = None):
         """The row with this key, locked until commit; inserted first when missing. Two

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Mapping
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from crm_common.db import utc
 from services.customers import domain
@@ -52,9 +52,10 @@ def recorded_histories(uow, customer_ids: list[str]) -> dict[str, list]:
 
 
 def record_history(uow, customer: Mapping, facts: FactHistory, recorded: list, since: datetime | None,
-                   until: datetime, policy: domain.ClassificationPolicy, reason: str) -> dict:
-    """Recompute a live customer's class history from `since` (None: only time passing) to `until`; record
-    and publish what differs. Returns the columns to write; the caller writes them (a batch writes each row once)."""
+                   until: datetime, policy: domain.ClassificationPolicy, reason: str, history: list) -> dict:
+    """Recompute a live customer's class history from `since` (None: only time passing) to `until`; publish
+    what differs and add its history rows to `history`. Returns the columns to write; the caller writes them
+    (a batch writes each row once, and all the history rows in one statement)."""
     created = utc(customer["created_at"])
     exact_until = utc(customer["classified_until"]) or created
     start = max(created, min(exact_until, since) if since else exact_until)
@@ -76,9 +77,8 @@ def record_history(uow, customer: Mapping, facts: FactHistory, recorded: list, s
             uow.emit("customer.lifecycle_changed", customer_id, {
                 "customer_id": customer_id, "old_lifecycle": change.old, "new_lifecycle": change.new,
                 "reason": why, **owner, "as_of": change.at}, time=change.at)
-        uow.session.execute(insert(classification_history).values(
-            customer_id=customer_id, attribute=change.attribute, old_value=change.old, new_value=change.new,
-            reason=why, as_of=change.at))
+        history.append({"customer_id": customer_id, "attribute": change.attribute, "old_value": change.old,
+                        "new_value": change.new, "reason": why, "as_of": change.at})
     current = class_at(facts, until, policy)
     values = {"tier": current.tier, "lifecycle": current.lifecycle, "rolling_12m_total": current.rolling_12m_total,
               "flagged_at_risk": facts.facts_at(until).flagged_at_risk, "classified_until": until,
@@ -94,12 +94,18 @@ def reclassify_rows(uow, rows, until: datetime, policy: domain.ClassificationPol
     live = [row for row in rows if row.archived_at is None]
     ids = [row.id for row in live]
     facts, recorded = fact_histories(uow, ids), recorded_histories(uow, ids)
+    history, changed = [], defaultdict(list)  # the rows to update, by the columns that change
     for row in live:
         values = record_history(uow, row._mapping, facts[row.id], recorded.get(row.id, []),
                                 (since or {}).get(row.id), until, policy,
-                                reason if isinstance(reason, str) else reason[row.id])
+                                reason if isinstance(reason, str) else reason[row.id], history)
         if values:
-            uow.session.execute(update(customers).where(customers.c.id == row.id).values(**values))
+            changed[tuple(sorted(values))].append({"key": row.id, **{f"new_{k}": v for k, v in values.items()}})
+    if history:
+        uow.session.execute(insert(classification_history), history)
+    for columns, updates in changed.items():
+        uow.session.execute(update(customers).where(customers.c.id == bindparam("key")).values(
+            {column: bindparam(f"new_{column}") for column in columns}), updates)
 
 
 def reclassify(uow, customer_id: str, until: datetime, policy: domain.ClassificationPolicy, reason: str,

@@ -7,8 +7,10 @@ from services.customers.commands.ownership import (
     ensure_admin, handover, register_rep, transfer_customer, update_rep,
 )
 from services.customers.commands.records import (
-    archive_customer, create_customer, import_customer, move_stage, record_purchase, update_customer,
+    NewCustomer, archive_customer, create_customer, import_customer, insert_customers, insert_purchases, move_stage,
+    plan_customer, plan_purchase, record_purchase, update_customer,
 )
 
 __all__ = ["register_rep", "ensure_admin", "update_rep", "transfer_customer", "handover", "create_customer",
-           "import_customer", "update_customer", "archive_customer", "record_purchase", "move_stage"]
+           "import_customer", "update_customer", "archive_customer", "record_purchase", "move_stage", "NewCustomer",
+           "plan_customer", "insert_customers", "plan_purchase", "insert_purchases"]
