@@ -21,7 +21,7 @@ from crm_common.contracts.imports import detect_kind, match_headers
 from crm_common.db import utc
 from crm_common.errors import Conflict, CrmError, NotFound
 from crm_common.tabular import Table, UnreadableFile, csv_text
-from services.customers import import_rows
+from services.customers import import_checks, import_rows
 from services.customers.models import import_chunks, import_jobs, import_rejections
 
 CHUNK_BYTES = 1024 * 1024
@@ -179,7 +179,7 @@ def run(store, job, clock, policy, followups) -> None:
             return _finish(store, job.id, "failed", error=str(exc))
         total = job.rows_total if job.rows_total is not None else table.count()
         store.run(_progress, job.id, {"kind": kind, "rows_total": total, "ignored_columns": list(match.ignored)})
-        context = import_rows.Context(job_id=job.id, kind=kind, dry_run=job.dry_run, zone=zone, policy=policy,
+        context = import_checks.Context(job_id=job.id, kind=kind, dry_run=job.dry_run, zone=zone, policy=policy,
                                       actor=Principal(job.actor_id, job.actor_role, job.actor_team),
                                       headers={f: table.headers[i] for i, f in match.fields.items()},
                                       followups=followups)

@@ -1,6 +1,7 @@
 """Import jobs in the customers service (real SQLite): a stopped job resumed by another replica ends exactly like
 one run straight through; a re-run changes nothing; a dry run writes only its report; leases keep two replicas
 off one job; interactions go to followups with their customer and rep resolved."""
+import csv
 import io
 from datetime import datetime, timedelta, timezone
 
@@ -231,3 +232,96 @@ def test_equal_rows_without_an_invoice_are_each_a_purchase_and_a_rerun_finds_the
     again = start(store, content)
     run_all(store)
     assert (view(store, again)["imported"], view(store, again)["unchanged"]) == (0, 4)
+
+
+def _state(store) -> dict:
+    """Per customer (by external id) its record, purchases and published facts, without generated ids."""
+    with store() as uow:
+        s = uow.session
+        rows = s.execute(select(models.customers).order_by(models.customers.c.external_id)).all()
+        ids = {r.id: r.external_id for r in rows}
+        record = [(r.external_id, r.company, r.owner_id, r.team, r.tier, r.lifecycle, r.rolling_12m_total,
+                   r.purchase_count, r.first_purchase_at, r.last_purchase_at, r.next_review_at, r.classified_until)
+                  for r in rows]
+        bought = sorted((ids[p.customer_id], p.amount, p.currency, p.amount_base, p.purchased_at, p.external_ref)
+                        for p in s.execute(select(models.purchases)))
+        audit = sorted((a.action, ids.get(a.entity_id)) for a in s.execute(select(models.infrastructure["audit_log"]))
+                       if a.entity == "customer")
+    events = []
+    for e in store.events():
+        if e.name.startswith("rep."):
+            continue
+        data = {k: v for k, v in e.data.items() if k not in ("customer_id", "purchase_id")}
+        events.append((e.name, ids[e.subject], e.sequence, e.time, sorted(data.items(), key=str)))
+    return {"customers": record, "purchases": bought, "audit": audit, "events": events}
+
+
+def facts_in_order(events) -> dict:
+    """customer.created and purchase.recorded per customer, in their sequence order."""
+    facts = {}
+    for name, customer, _, at, data in sorted(events, key=lambda e: (e[1], e[2])):
+        if name in ("customer.created", "purchase.recorded"):
+            facts.setdefault(customer, []).append((name, at, data))
+    return facts
+
+
+def test_a_batch_written_together_equals_the_same_rows_one_by_one_through_the_api(tmp_path):
+    """Several purchases of one customer in a batch: the record (counts, first and last dates, tier, lifecycle,
+    next review), the rows, the audit and the facts published, in order per customer, as if each had been
+    recorded alone. (The class history is computed once per batch, so its steps within one instant may differ:
+    what the class was at each moment does not.)"""
+    batched = make_store(tmp_path / "batched.db")
+    for content in (CUSTOMERS, PURCHASES):
+        start(batched, content)
+        run_all(batched)
+
+    alone = make_store(tmp_path / "alone.db")
+    for line in csv.DictReader(io.StringIO(CUSTOMERS)):
+        owner = "rep-n1" if line["owner"] == "rep-n1" else "rep-n2"
+        alone.run(commands.create_customer, ADMIN, {
+            "company": line["company"], "external_id": line["external_id"], "owner_id": owner, "tags": ["a", "b"],
+            "contacts": [{"name": line["contact_name"], "email": line["contact_email"]}]}, NOW, POLICY)
+    for line in csv.DictReader(io.StringIO(PURCHASES)):
+        customer_id = alone.run(lambda uow: uow.session.execute(select(models.customers.c.id).where(
+            models.customers.c.external_id == line["customer"])).scalar())
+        when = datetime.fromisoformat(line["purchased_at"]).replace(tzinfo=timezone.utc)
+        alone.run(commands.record_purchase, ADMIN, customer_id, {
+            "amount": line["amount"], "currency": line["currency"], "purchased_at": when,
+            "external_ref": line["invoice_ref"] or None}, NOW, POLICY)
+
+    got, expected = _state(batched), _state(alone)
+    unreferenced = lambda rows: [r[:-1] for r in rows]  # noqa: E731 - content keys stand in for missing invoices
+    assert unreferenced(got["purchases"]) == unreferenced(expected["purchases"])
+    assert got["customers"] == expected["customers"]
+    assert got["audit"] == expected["audit"]
+    assert facts_in_order(got["events"]) == facts_in_order(expected["events"])
+    assert max(c[7] for c in got["customers"]) > 1  # some customer had several purchases in the one batch
+
+
+@pytest.mark.parametrize("content", [CUSTOMERS, PURCHASES], ids=["customers", "purchases"])
+def test_a_unique_key_taken_while_the_batch_was_checked_runs_it_again_cleanly(store, monkeypatch, content):
+    """Another writer took a key between the checks and the write (IntegrityError): the batch is undone whole
+    (keys, rejections, events, audit) and run once more, so no row is reported as its own duplicate."""
+    from sqlalchemy.exc import IntegrityError
+    if content is PURCHASES:
+        start(store, CUSTOMERS)
+        run_all(store)
+    calls = {"n": 0}
+    name = "insert_customers" if content is CUSTOMERS else "insert_purchases"
+    real = getattr(commands, name)
+
+    def raced(*args, **kwargs):
+        calls["n"] += 1
+        real(*args, **kwargs)
+        if calls["n"] == 1:
+            raise IntegrityError("INSERT", {}, Exception("duplicate key value violates unique constraint"))
+    monkeypatch.setattr(commands, name, raced)
+    before = len(store.events())
+    job_id = start(store, content)
+    run_all(store)
+    job = view(store, job_id)
+    rows = 11 if content is CUSTOMERS else 29
+    assert (calls["n"], job["status"], job["imported"], job["rejected"]) == (2, "done", rows, 0)
+    assert store.run(imports.rejections_page, ADMIN, job_id, 0) == []
+    created = [e for e in store.events()[before:] if e.name in ("customer.created", "purchase.recorded")]
+    assert len(created) == rows and len({e.id for e in created}) == rows
